@@ -1,0 +1,31 @@
+"""Typed errors a user can cause. Each message says what is wrong and what to do."""
+
+from __future__ import annotations
+
+
+class SegstudioError(Exception):
+    """Base class for every error the user can cause and the app reports in words."""
+
+
+class ProjectError(SegstudioError):
+    """A project folder or its manifest is missing, unreadable or invalid."""
+
+
+class ClassTableError(SegstudioError):
+    """A class list (classes.json, labels.txt, manifest classes) is invalid."""
+
+
+class ImageReadError(SegstudioError):
+    """An image file is missing, corrupt, truncated or of an unsupported kind."""
+
+
+class MaskError(SegstudioError):
+    """A mask does not fit its image or its class table."""
+
+
+class DatasetImportError(SegstudioError):
+    """A dataset could not be imported (or, with --strict, not completely)."""
+
+
+class ExportError(SegstudioError):
+    """An export could not be written."""

@@ -1,0 +1,425 @@
+"""The project folder: a human-readable manifest, masks as palette PNGs, runs and models.
+
+    my-project/
+      project.json        manifest: schema version, classes, images (path, split, status)
+      masks/<id>.png      one 8-bit palette PNG per labelled image, pixel = class id
+      images/             only images the user chose to copy in; others stay where they are
+      runs/  models/      reserved for training
+
+Every write is atomic; the manifest is written last so that a failed import or a crash
+leaves the previous, consistent project behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from segstudio import __version__
+from segstudio.core import imageio
+from segstudio.core.atomic import atomic_write_json
+from segstudio.core.classes import ClassTable
+from segstudio.core.errors import MaskError, ProjectError
+
+MANIFEST_NAME = "project.json"
+SCHEMA_VERSION = 2
+SPLITS = ("train", "val", "test", "unassigned")
+STATUSES = ("unlabeled", "in_progress", "labeled", "predicted", "reviewed")
+RESERVED_DIRS = ("masks", "images", "runs", "models")
+
+
+@dataclass(frozen=True)
+class ImageRecord:
+    """One image of the project. `id` names its mask file: masks/<id>.png."""
+
+    id: str
+    path: str
+    width: int
+    height: int
+    split: str = "unassigned"
+    status: str = "unlabeled"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "path": self.path,
+            "width": self.width,
+            "height": self.height,
+            "split": self.split,
+            "status": self.status,
+        }
+
+
+def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
+    if value not in choices:
+        raise ProjectError(f"unknown {what} '{value}'; use one of {', '.join(choices)}")
+    return value
+
+
+def check_split(split: str) -> str:
+    return _check_choice(split, SPLITS, "split")
+
+
+def check_status(status: str) -> str:
+    return _check_choice(status, STATUSES, "status")
+
+
+# -- schema migration -----------------------------------------------------------------------
+def _migrate_v1(data: dict[str, Any]) -> dict[str, Any]:
+    """v1 (segstudio 0.0.x) kept `labels` [{name, color}] with ids by position and a
+    per-image `labeled` flag; v2 has explicit class ids, an ignore flag and a status."""
+    classes = [
+        {"id": i, "name": item["name"], "color": item.get("color", [0, 0, 0]), "ignore": bool(item.get("void"))}
+        for i, item in enumerate(data.get("labels", []))
+    ]
+    images = []
+    for item in data.get("images", []):
+        images.append(
+            {
+                "id": item.get("id") or Path(item["file"]).stem,
+                "path": item["file"],
+                "width": item.get("width", 0),
+                "height": item.get("height", 0),
+                "split": item.get("split", "unassigned"),
+                "status": "labeled" if item.get("labeled") else "unlabeled",
+            }
+        )
+    return {"schema_version": 2, "name": data.get("name", ""), "classes": classes, "images": images}
+
+
+_MIGRATIONS = {1: _migrate_v1}
+
+
+def migrate(data: dict[str, Any], source: str = MANIFEST_NAME) -> dict[str, Any]:
+    version = data.get("schema_version", data.get("version"))
+    if not isinstance(version, int):
+        raise ProjectError(f"{source}: no whole-number 'schema_version'; is this a segstudio project?")
+    if version > SCHEMA_VERSION:
+        raise ProjectError(
+            f"{source} has schema {version}, newer than this segstudio ({__version__}) reads "
+            f"(schema {SCHEMA_VERSION}); update segstudio"
+        )
+    while version < SCHEMA_VERSION:
+        step = _MIGRATIONS.get(version)
+        if step is None:
+            raise ProjectError(f"{source}: schema {version} cannot be migrated")
+        try:
+            data = step(data)
+        except (KeyError, TypeError, AttributeError) as exc:
+            raise ProjectError(f"{source}: schema {version} manifest is malformed ({exc})") from exc
+        version = data["schema_version"]
+    return data
+
+
+def _parse_images(items: Any, source: str) -> list[ImageRecord]:
+    if not isinstance(items, list):
+        raise ProjectError(f"{source}: 'images' must be a list")
+    records = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        try:
+            record = ImageRecord(
+                id=str(item["id"]),
+                path=str(item["path"]),
+                width=int(item.get("width", 0)),
+                height=int(item.get("height", 0)),
+                split=check_split(str(item.get("split", "unassigned"))),
+                status=check_status(str(item.get("status", "unlabeled"))),
+            )
+        except (KeyError, TypeError, ValueError, ProjectError) as exc:
+            raise ProjectError(f"{source}: image entry {index} is invalid ({exc})") from exc
+        if record.id in seen:
+            raise ProjectError(f"{source}: image id '{record.id}' appears twice")
+        seen.add(record.id)
+        records.append(record)
+    return records
+
+
+class Project:
+    """An open project: manifest state in memory, files on disk.
+
+    Not thread-safe: the UI owns one instance on its thread, a training child process
+    opens its own read-only copy.
+    """
+
+    def __init__(self, root: Path, name: str, classes: ClassTable, images: Iterable[ImageRecord],
+                 settings: dict[str, Any] | None = None) -> None:
+        self.root = Path(root)
+        self.name = name
+        self.classes = classes
+        self._images: dict[str, ImageRecord] = {rec.id: rec for rec in images}
+        self.settings: dict[str, Any] = dict(settings or {})
+
+    # -- create / open / save ---------------------------------------------------------------
+    @classmethod
+    def create(cls, root: str | os.PathLike[str], classes: ClassTable, name: str | None = None) -> Project:
+        root = Path(root)
+        if (root / MANIFEST_NAME).exists():
+            raise ProjectError(f"{root} already holds a project; open it, or choose an empty folder")
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            for sub in ("masks", "runs", "models"):
+                (root / sub).mkdir(exist_ok=True)
+        except OSError as exc:
+            raise ProjectError(f"cannot create project folder {root}: {exc.strerror or exc}") from exc
+        project = cls(root, name or root.resolve().name, classes.ensure_ignore(), [])
+        project.save()
+        return project
+
+    @classmethod
+    def open(cls, root: str | os.PathLike[str]) -> Project:
+        root = Path(root)
+        if root.is_file() and root.name == MANIFEST_NAME:
+            root = root.parent
+        manifest = root / MANIFEST_NAME
+        try:
+            text = manifest.read_text(encoding="utf-8")
+        except FileNotFoundError as exc:
+            raise ProjectError(f"{root} is not a segstudio project (no {MANIFEST_NAME}); create one with 'segstudio new'") from exc
+        except OSError as exc:
+            raise ProjectError(f"cannot read {manifest}: {exc.strerror or exc}") from exc
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ProjectError(
+                f"{manifest} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+                "restore it from a backup or fix it in a text editor"
+            ) from exc
+        if not isinstance(data, dict):
+            raise ProjectError(f"{manifest} must hold a JSON object")
+        original_version = data.get("schema_version", data.get("version"))
+        data = migrate(data, str(manifest))
+        try:
+            classes = ClassTable.from_list(data.get("classes", []))
+        except Exception as exc:
+            raise ProjectError(f"{manifest}: invalid classes ({exc})") from exc
+        images = _parse_images(data.get("images", []), str(manifest))
+        settings = data.get("settings", {})
+        if not isinstance(settings, dict):
+            raise ProjectError(f"{manifest}: 'settings' must be an object")
+        project = cls(root, str(data.get("name") or root.resolve().name), classes, images, settings)
+        if original_version != SCHEMA_VERSION:
+            project.save()
+        return project
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "schema_version": SCHEMA_VERSION,
+            "segstudio_version": __version__,
+            "name": self.name,
+            "classes": self.classes.to_list(),
+            "settings": self.settings,
+            "images": [rec.to_dict() for rec in self._images.values()],
+        }
+
+    def save(self) -> None:
+        try:
+            atomic_write_json(self.manifest_path, self.to_dict())
+        except OSError as exc:
+            raise ProjectError(f"cannot save {self.manifest_path}: {exc.strerror or exc}; is the folder writable?") from exc
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.root / MANIFEST_NAME
+
+    # -- images -----------------------------------------------------------------------------
+    @property
+    def images(self) -> list[ImageRecord]:
+        return list(self._images.values())
+
+    def __len__(self) -> int:
+        return len(self._images)
+
+    def __contains__(self, image_id: object) -> bool:
+        return image_id in self._images
+
+    def image(self, image_id: str) -> ImageRecord:
+        try:
+            return self._images[image_id]
+        except KeyError as exc:
+            raise ProjectError(f"no image '{image_id}' in project {self.name}") from exc
+
+    def images_where(self, split: str | None = None, statuses: Iterable[str] | None = None) -> list[ImageRecord]:
+        wanted = set(statuses) if statuses is not None else None
+        return [
+            rec for rec in self._images.values()
+            if (split is None or rec.split == split) and (wanted is None or rec.status in wanted)
+        ]
+
+    def unique_id(self, stem: str) -> str:
+        candidate, n = stem, 2
+        while candidate in self._images:
+            candidate = f"{stem}~{n}"
+            n += 1
+        return candidate
+
+    def stored_path(self, path: Path) -> str:
+        """How the manifest refers to an image: relative to the project where possible."""
+        absolute = Path(os.path.abspath(path))
+        try:
+            return Path(os.path.relpath(absolute, os.path.abspath(self.root))).as_posix()
+        except ValueError:  # another drive on Windows
+            return absolute.as_posix()
+
+    def add_image(self, path: str | os.PathLike[str], split: str = "unassigned", status: str = "unlabeled",
+                  copy: bool = False, info: imageio.ImageInfo | None = None) -> ImageRecord:
+        """Register an image (reading its header only). With `copy`, copy it into images/."""
+        source = Path(path)
+        info = info or imageio.read_image_info(source)
+        image_id = self.unique_id(source.stem)
+        if copy:
+            target = self.root / "images" / f"{image_id}{source.suffix.lower()}"
+            target.parent.mkdir(exist_ok=True)
+            shutil.copy2(source, target)
+            source = target
+        record = ImageRecord(image_id, self.stored_path(source), info.width, info.height,
+                             check_split(split), check_status(status))
+        self._images[image_id] = record
+        return record
+
+    def update_image(self, image_id: str, **changes: Any) -> ImageRecord:
+        record = self.image(image_id)
+        if "split" in changes:
+            check_split(changes["split"])
+        if "status" in changes:
+            check_status(changes["status"])
+        record = replace(record, **changes)
+        self._images[image_id] = record
+        return record
+
+    def remove_image(self, image_id: str) -> None:
+        self.image(image_id)
+        del self._images[image_id]
+
+    def image_path(self, record: ImageRecord | str) -> Path:
+        record = self.image(record) if isinstance(record, str) else record
+        path = Path(record.path)
+        return path if path.is_absolute() else self.root / path
+
+    def read_image(self, record: ImageRecord | str) -> np.ndarray:
+        return imageio.read_image_rgb(self.image_path(record))
+
+    # -- masks ------------------------------------------------------------------------------
+    def mask_path(self, record: ImageRecord | str) -> Path:
+        image_id = record if isinstance(record, str) else record.id
+        return self.root / "masks" / f"{image_id}.png"
+
+    def has_mask(self, record: ImageRecord | str) -> bool:
+        return self.mask_path(record).is_file()
+
+    def read_mask(self, record: ImageRecord | str) -> np.ndarray | None:
+        """The saved mask, checked against the image size and class table; None if absent."""
+        record = self.image(record) if isinstance(record, str) else record
+        path = self.mask_path(record)
+        if not path.is_file():
+            return None
+        mask = imageio.read_mask(path, self.classes)
+        if record.width and mask.shape != (record.height, record.width):
+            raise MaskError(
+                f"{path}: mask is {mask.shape[1]}x{mask.shape[0]} but its image is "
+                f"{record.width}x{record.height}; delete or resize the mask"
+            )
+        return mask
+
+    def blank_mask(self, record: ImageRecord | str) -> np.ndarray:
+        record = self.image(record) if isinstance(record, str) else record
+        return np.full((record.height, record.width), self.classes.unlabeled_id, dtype=np.uint8)
+
+    def write_mask(self, record: ImageRecord | str, mask: np.ndarray, status: str | None = None,
+                   save_manifest: bool = True) -> ImageRecord:
+        """Check and atomically write a mask; optionally set the image's status."""
+        record = self.image(record) if isinstance(record, str) else record
+        if mask.shape != (record.height, record.width):
+            raise MaskError(
+                f"mask for '{record.id}' is {mask.shape[1]}x{mask.shape[0]} but the image is "
+                f"{record.width}x{record.height}"
+            )
+        imageio.check_mask_values(mask, self.classes, source=f"mask for '{record.id}'")
+        imageio.write_mask(self.mask_path(record), mask, self.classes)
+        if status is not None and status != record.status:
+            record = self.update_image(record.id, status=status)
+            if save_manifest:
+                self.save()
+        return record
+
+    def delete_mask(self, record: ImageRecord | str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.mask_path(record).unlink()
+
+    # -- classes ----------------------------------------------------------------------------
+    def set_classes(self, classes: ClassTable) -> None:
+        self.classes = classes
+
+    def remap_class(self, old_id: int, new_id: int) -> list[str]:
+        """Rewrite every saved mask so pixels of `old_id` become `new_id`; returns changed ids."""
+        changed = []
+        lut = np.arange(256, dtype=np.uint8)
+        lut[old_id] = new_id
+        for record in self._images.values():
+            path = self.mask_path(record)
+            if not path.is_file():
+                continue
+            mask, _ = imageio.read_mask_array(path)
+            if np.any(mask == old_id):
+                imageio.write_mask(path, lut[mask], self.classes)
+                changed.append(record.id)
+        return changed
+
+    # -- statistics -------------------------------------------------------------------------
+    def pixel_counts(self, split: str | None = None) -> np.ndarray:
+        """Per-id pixel counts (256 entries) over the saved masks, optionally of one split."""
+        counts = np.zeros(256, dtype=np.int64)
+        for record in self.images_where(split=split):
+            path = self.mask_path(record)
+            if path.is_file():
+                mask, mode = imageio.read_mask_array(path)
+                if mode != "RGB":
+                    counts += np.bincount(mask.ravel(), minlength=256)
+        return counts
+
+    def summary(self, split: str | None = None) -> dict[str, Any]:
+        """What `segstudio info --json` prints."""
+        counts = self.pixel_counts(split)
+        total = int(counts.sum())
+        share = {cls.name: (float(counts[cls.id]) / total if total else 0.0) for cls in self.classes}
+        records = self.images_where(split=split)
+        return {
+            "name": self.name,
+            "path": str(self.root),
+            "schema_version": SCHEMA_VERSION,
+            "images": len(records),
+            "masks": sum(1 for rec in records if self.has_mask(rec)),
+            "splits": {s: sum(1 for r in records if r.split == s) for s in SPLITS},
+            "status": {s: sum(1 for r in records if r.status == s) for s in STATUSES},
+            "classes": [cls.to_dict() for cls in self.classes],
+            "ignore_index": self.classes.ignore_index,
+            "pixel_share": share,
+        }
+
+    def missing_files(self) -> list[ImageRecord]:
+        return [rec for rec in self._images.values() if not self.image_path(rec).is_file()]
+
+
+@contextlib.contextmanager
+def project_transaction(project: Project) -> Iterator[list[Path]]:
+    """All or nothing: yields a list to record every file created; on error those files are
+    removed and the in-memory state restored, and the manifest is never written."""
+    saved = (project.classes, dict(project._images), dict(project.settings))
+    created: list[Path] = []
+    try:
+        yield created
+    except BaseException:
+        for path in created:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        project.classes, project._images, project.settings = saved[0], saved[1], saved[2]
+        raise
+    project.save()
