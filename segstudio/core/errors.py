@@ -29,3 +29,7 @@ class DatasetImportError(SegstudioError):
 
 class ExportError(SegstudioError):
     """An export could not be written."""
+
+
+class ModelError(SegstudioError):
+    """A model name, encoder, model file or weights file is unknown, invalid or unreadable."""
