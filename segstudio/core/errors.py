@@ -33,3 +33,7 @@ class ExportError(SegstudioError):
 
 class ModelError(SegstudioError):
     """A model name, encoder, model file or weights file is unknown, invalid or unreadable."""
+
+
+class TrainingError(SegstudioError):
+    """Training or evaluation cannot run: no labelled images, bad settings, missing device."""
