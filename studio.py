@@ -36,7 +36,7 @@ def pip_env() -> dict[str, str]:
 
 
 def ensure_env(extras: str) -> Path:
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036 - this file runs on whatever Python the user has
         sys.exit(f"segstudio needs Python 3.10 or newer; this is {sys.version.split()[0]}")
     python = venv_python()
     if not python.exists():
