@@ -37,3 +37,7 @@ class ModelError(SegstudioError):
 
 class TrainingError(SegstudioError):
     """Training or evaluation cannot run: no labelled images, bad settings, missing device."""
+
+
+class ToolError(SegstudioError):
+    """An annotation tool could not do what was asked (e.g. GrabCut without background)."""

@@ -1,0 +1,162 @@
+"""Core (no rendering) cost of mask edits on an 8192 x 8192, 12-class mask.
+
+Prints key=value lines: dab p95 (radius 20), a 200-event stroke (radius 30), undo of that
+stroke, a 4-Mpixel flood fill and its undo, and the history memory of 500 strokes.
+The UI's benchmarks/canvas.py adds the rendering on top; targets for the whole path are
+dab p95 <= 8 ms, stroke <= 1.5 s, undo <= 50 ms, fill <= 200 ms, 500 steps <= 200 MB.
+
+    python benchmarks/core_edit.py [--size 8192] [--steps 500]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import resource
+import time
+
+import numpy as np
+
+from segstudio.core import tools
+from segstudio.core.classes import ClassTable
+from segstudio.core.mask_document import MaskDocument
+
+CLASSES = ClassTable.from_names([f"class_{i}" for i in range(11)] + ["void"], ignore="void")
+
+
+def make_mask(size: int, seed: int = 0) -> np.ndarray:
+    """Blocks of 12 classes, plus one isolated 2048 x 2048 square of class 3 to flood fill."""
+    rng = np.random.default_rng(seed)
+    cells = rng.integers(0, 12, size=(size // 128, size // 128), dtype=np.uint8)
+    mask = np.repeat(np.repeat(cells, 128, axis=0), 128, axis=1)
+    side = min(2048, size // 2)
+    lo = size // 8
+    mask[lo - 1 : lo + side + 1, lo - 1 : lo + side + 1] = 4
+    mask[lo : lo + side, lo : lo + side] = 3
+    return np.ascontiguousarray(mask)
+
+
+def digest(doc: MaskDocument) -> str:
+    return hashlib.blake2b(doc.mask.tobytes(), digest_size=8).hexdigest()
+
+
+def stroke_path(n: int, size: int, rng: np.random.Generator) -> list[tuple[float, float]]:
+    """A wavy left-to-right drag of n pointer events across most of the image."""
+    x = np.linspace(0.06 * size, 0.94 * size, n)
+    phase = rng.uniform(0, 2 * math.pi)
+    y = size / 2 + 0.3 * size * np.sin(np.linspace(0, 3 * math.pi, n) + phase)
+    return list(zip(x.tolist(), y.tolist()))
+
+
+def paint_stroke(
+    doc: MaskDocument, points: list[tuple[float, float]], radius: int, value: int
+) -> None:
+    doc.begin_stroke("Brush")
+    tools.dab(doc, points[0][0], points[0][1], radius, value)
+    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        tools.stroke_segment(doc, xa, ya, xb, yb, radius, value)
+    doc.end_stroke()
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=8192)
+    parser.add_argument("--steps", type=int, default=500)
+    args = parser.parse_args()
+    size = args.size
+    rng = np.random.default_rng(1)
+    doc = MaskDocument(make_mask(size), CLASSES)
+    original = digest(doc)
+
+    # Dabs inside one stroke (the latency of a pointer move), then clicks (begin, dab, commit).
+    times = []
+    doc.begin_stroke("Brush")
+    for _ in range(500):
+        x, y = rng.uniform(0, size, 2)
+        start = time.perf_counter()
+        tools.dab(doc, x, y, 20, int(rng.integers(0, 11)))
+        times.append(time.perf_counter() - start)
+    doc.end_stroke()
+    dab_ms = np.array(times) * 1000
+    print(f"dab_core_p50_ms={np.percentile(dab_ms, 50):.3f}")
+    print(f"dab_core_p95_ms={np.percentile(dab_ms, 95):.3f}")
+    times = []
+    for _ in range(200):
+        x, y = rng.uniform(0, size, 2)
+        start = time.perf_counter()
+        doc.begin_stroke("Brush")
+        tools.dab(doc, x, y, 20, int(rng.integers(0, 11)))
+        doc.end_stroke()
+        times.append(time.perf_counter() - start)
+    print(f"click_core_p95_ms={np.percentile(np.array(times) * 1000, 95):.3f}")
+
+    # One 200-event drag, begin to commit.
+    points = stroke_path(200, size, rng)
+    seg_times = []
+    start = time.perf_counter()
+    doc.begin_stroke("Brush")
+    tools.dab(doc, points[0][0], points[0][1], 30, 5)
+    for (xa, ya), (xb, yb) in zip(points, points[1:]):
+        t0 = time.perf_counter()
+        tools.stroke_segment(doc, xa, ya, xb, yb, 30, 5)
+        seg_times.append(time.perf_counter() - t0)
+    t_commit = time.perf_counter()
+    doc.end_stroke()
+    end = time.perf_counter()
+    print(f"stroke_200_core_s={end - start:.3f}")
+    print(f"stroke_segment_p95_ms={np.percentile(np.array(seg_times) * 1000, 95):.3f}")
+    print(f"stroke_commit_ms={(end - t_commit) * 1000:.2f}")
+    before_undo = digest(doc)
+    start = time.perf_counter()
+    region = doc.undo()
+    print(f"undo_ms={(time.perf_counter() - start) * 1000:.2f}")
+    print(f"undo_region={region}")
+    start = time.perf_counter()
+    doc.redo()
+    print(f"redo_ms={(time.perf_counter() - start) * 1000:.2f}")
+    assert digest(doc) == before_undo
+
+    # Flood fill of the isolated 2048 x 2048 square (4.19 Mpixel).
+    lo = size // 8
+    start = time.perf_counter()
+    filled = tools.flood_fill(doc, lo + 10.5, lo + 10.5, 7)
+    print(f"fill_ms={(time.perf_counter() - start) * 1000:.1f}")
+    print(f"fill_pixels={int((doc.mask[filled.slices] == 7).sum())}")
+    start = time.perf_counter()
+    doc.undo()
+    print(f"fill_undo_ms={(time.perf_counter() - start) * 1000:.2f}")
+    start = time.perf_counter()
+    tools.flood_fill(doc, lo + 10.5, lo + 10.5, 8)
+    print(f"fill_warm_ms={(time.perf_counter() - start) * 1000:.1f}")
+
+    # History memory: `steps` strokes of 20 events each (radius 30), then undo them all.
+    doc = MaskDocument(make_mask(size), CLASSES)
+    rss0 = rss_mb()
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        x, y = rng.uniform(0, size, 2)
+        walk = np.cumsum(rng.normal(0, 25, size=(20, 2)), axis=0) + (x, y)
+        paint_stroke(doc, [tuple(p) for p in walk.tolist()], 30, int(rng.integers(0, 12)))
+    elapsed = time.perf_counter() - start
+    print(
+        f"strokes={args.steps} strokes_total_s={elapsed:.2f} history_steps={doc.history.undo_depth}"
+    )
+    print(f"undo_mem_mb={doc.history_bytes() / 2**20:.2f}")
+    print(f"undo_mem_rss_growth_mb={rss_mb() - rss0:.1f}")
+    start = time.perf_counter()
+    count = 0
+    while doc.can_undo:
+        doc.undo()
+        count += 1
+    print(f"undo_all_steps={count} undo_all_s={time.perf_counter() - start:.2f}")
+    print(f"undo_all_restores_original={int(digest(doc) == original)}")
+
+
+if __name__ == "__main__":
+    main()
