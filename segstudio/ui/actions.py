@@ -1,0 +1,164 @@
+"""Every user action of the main window, with its menu, shortcut and tooltip, in one table.
+
+The menus, the tool bar and the F1 shortcut sheet are all built from this table, so an
+action cannot exist without a menu entry and the sheet can never go stale.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import QMenuBar, QWidget
+
+StandardKey = QKeySequence.StandardKey
+
+
+@dataclass(frozen=True)
+class ActionSpec:
+    """One action: key name, menu, label, shortcuts (first is shown), and what it does."""
+
+    name: str
+    menu: str
+    text: str
+    shortcuts: tuple[str | StandardKey, ...] = ()
+    tip: str = ""
+    checkable: bool = False
+    separator_before: bool = False
+
+
+TOOLS = (
+    ("brush", "&Brush", "B", "Paint the active class"),
+    ("eraser", "&Eraser", "E", "Paint unlabelled"),
+    ("fill", "&Fill", "F", "Flood-fill a connected area"),
+    ("polygon", "&Polygon", "P", "Click corners; double-click or Enter closes"),
+    ("lasso", "&Lasso", "L", "Drag a free-hand outline to fill"),
+    ("box_select", "Bo&x", "R", "Drag a rectangle to fill"),
+    ("scribble", "&Scribble select", "S", "Scribble inside and outside for a smart cut"),
+    ("wand", "Magic &wand", "W", "Select similar colours"),
+    ("picker", "Class p&icker", "I", "Pick the class under the cursor"),
+    ("pan", "P&an", "H", "Drag to move the view"),
+)
+
+_SPECS: tuple[ActionSpec, ...] = (
+    # File
+    ActionSpec("open_project", "&File", "&Open project...", (StandardKey.Open,), "Open a project folder"),
+    ActionSpec("new_project", "&File", "&New project from image folder...", (StandardKey.New,),
+               "Create a project from a folder of images"),
+    ActionSpec("import_dataset", "&File", "&Import dataset...", ("Ctrl+I",),
+               "Import images and masks (folders, VOC, COCO, Cityscapes, LabelMe)"),
+    ActionSpec("open_sample", "&File", "Open &sample project", (), "Open the built-in CamVid sample"),
+    ActionSpec("save", "&File", "&Save mask", (StandardKey.Save,), "Save the open mask now",
+               separator_before=True),
+    ActionSpec("close_project", "&File", "&Close project", (StandardKey.Close,), "Save and close"),
+    ActionSpec("quit", "&File", "&Quit", (StandardKey.Quit,), "Save and quit", separator_before=True),
+    # Edit
+    ActionSpec("undo", "&Edit", "&Undo", (StandardKey.Undo,), "Undo the last edit of this image"),
+    ActionSpec("redo", "&Edit", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo"),
+    ActionSpec("brush_bigger", "&Edit", "Brush &larger", ("]",), "Grow the brush",
+               separator_before=True),
+    ActionSpec("brush_smaller", "&Edit", "Brush &smaller", ("[",), "Shrink the brush"),
+    ActionSpec("protect", "&Edit", "&Protect labelled pixels", ("X",),
+               "Paint only over unlabelled pixels", checkable=True),
+    # View
+    ActionSpec("zoom_in", "&View", "Zoom &in", (StandardKey.ZoomIn, "Ctrl+="), "Zoom in"),
+    ActionSpec("zoom_out", "&View", "Zoom &out", (StandardKey.ZoomOut,), "Zoom out"),
+    ActionSpec("zoom_fit", "&View", "Zoom to &fit", ("Ctrl+0",), "Fit the image in the window"),
+    ActionSpec("zoom_100", "&View", "&Actual pixels", ("Ctrl+1",), "Show at 100%"),
+    ActionSpec("toggle_overlay", "&View", "Show &mask", ("O",), "Show or hide the mask overlay",
+               checkable=True, separator_before=True),
+    ActionSpec("outline_mode", "&View", "Mask &outlines only", ("Shift+O",),
+               "Draw class borders instead of filled areas", checkable=True),
+    # Image
+    ActionSpec("next_image", "&Image", "&Next image", ("PgDown", "Alt+Right"), "Go to the next image"),
+    ActionSpec("prev_image", "&Image", "&Previous image", ("PgUp", "Alt+Left"), "Go to the previous image"),
+    ActionSpec("next_unlabeled", "&Image", "Next &unlabelled image", ("N",),
+               "Go to the next image nobody has labelled"),
+    ActionSpec("mark_labeled", "&Image", "Mark &done (labelled)", ("Ctrl+Return",),
+               "Save and mark this image labelled", separator_before=True),
+    ActionSpec("mark_reviewed", "&Image", "Mark &reviewed", ("Ctrl+Shift+Return",),
+               "Save and mark this image reviewed"),
+    # Classes
+    ActionSpec("add_class", "&Classes", "&Add class...", ("Ctrl+Shift+A",), "Add a class"),
+    # Help
+    ActionSpec("shortcuts", "&Help", "&Keyboard shortcuts", ("F1",), "Show every shortcut"),
+    ActionSpec("about", "&Help", "&About segstudio", (), "Version and licence"),
+)
+
+MENU_ORDER = ("&File", "&Edit", "&View", "&Tools", "&Image", "&Classes", "&Help")
+CLASS_KEYS = 9
+
+
+class Actions:
+    """Creates and owns the QActions; `menus()` builds the menu bar from the same table."""
+
+    def __init__(self, parent: QWidget) -> None:
+        self._parent = parent
+        self._actions: dict[str, QAction] = {}
+        self._menus: dict[str, list[tuple[QAction, bool]]] = {name: [] for name in MENU_ORDER}
+        for spec in _SPECS:
+            self._add(spec)
+        self.tool_group = QActionGroup(parent)
+        self.tool_group.setExclusive(True)
+        for index, (name, text, key, tip) in enumerate(TOOLS):
+            action = self._add(ActionSpec(f"tool_{name}", "&Tools", text, (key,), tip, checkable=True))
+            action.setData(name)
+            self.tool_group.addAction(action)
+            if index == 0:
+                action.setChecked(True)
+        for number in range(1, CLASS_KEYS + 1):
+            action = self._add(ActionSpec(f"class_{number}", "&Classes", f"Select class {number}",
+                                          (str(number),), f"Make the class in row {number} active",
+                                          separator_before=number == 1))
+            action.setData(number - 1)
+        self["toggle_overlay"].setChecked(True)
+
+    def _add(self, spec: ActionSpec) -> QAction:
+        action = QAction(spec.text, self._parent)
+        action.setObjectName(f"action_{spec.name}")
+        keys = [QKeySequence(k) for k in spec.shortcuts]
+        if keys:
+            action.setShortcuts(keys)
+        tip = spec.tip
+        if keys:
+            tip = f"{tip} ({keys[0].toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(tip)
+        action.setStatusTip(spec.tip)
+        action.setCheckable(spec.checkable)
+        self._parent.addAction(action)  # shortcuts work even while a menu is hidden
+        self._actions[spec.name] = action
+        self._menus[spec.menu].append((action, spec.separator_before))
+        return action
+
+    def __getitem__(self, name: str) -> QAction:
+        return self._actions[name]
+
+    def __iter__(self) -> Iterator[tuple[str, QAction]]:
+        return iter(self._actions.items())
+
+    def tool_actions(self) -> list[QAction]:
+        return [self._actions[f"tool_{name}"] for name, *_ in TOOLS]
+
+    def class_actions(self) -> list[QAction]:
+        return [self._actions[f"class_{n}"] for n in range(1, CLASS_KEYS + 1)]
+
+    def build_menus(self, bar: QMenuBar) -> None:
+        for title in MENU_ORDER:
+            menu = bar.addMenu(title)
+            menu.setObjectName("menu_" + title.replace("&", "").lower())
+            for action, separator in self._menus[title]:
+                if separator:
+                    menu.addSeparator()
+                menu.addAction(action)
+
+    def shortcut_rows(self) -> list[tuple[str, str, str]]:
+        """(menu, action, shortcuts) for the shortcut sheet, in menu order."""
+        rows = []
+        for title in MENU_ORDER:
+            for action, _ in self._menus[title]:
+                keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
+                                 for k in action.shortcuts())
+                if keys:
+                    rows.append((title.replace("&", ""), action.text().replace("&", ""), keys))
+        return rows

@@ -1,0 +1,123 @@
+"""The main window: assembles the parts and connects them; the behaviour lives in the parts.
+
+    actions (menus, shortcuts)   tool bar      dataset dock | canvas | classes dock
+    welcome screen (no project)  status bar    workspace (project, session, autosave)
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QCloseEvent
+from PySide6.QtWidgets import QMainWindow, QStackedWidget, QWidget
+
+from segstudio.ui.actions import Actions
+from segstudio.ui.canvas import Canvas
+from segstudio.ui.classes_dock import ClassesDock
+from segstudio.ui.dataset_dock import DatasetDock
+from segstudio.ui.resources import app_icon
+from segstudio.ui.settings import AppSettings
+from segstudio.ui.status_bar import StatusBar
+from segstudio.ui.tool_bar import ToolBar
+from segstudio.ui.welcome import WelcomeScreen
+from segstudio.ui.workspace import Workspace
+
+
+class MainWindow(QMainWindow):
+    """segstudio's window. `workspace` does the work; tests drive it and the parts."""
+
+    def __init__(self, settings: AppSettings | None = None, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("main_window")
+        self.setWindowTitle("segstudio")
+        self.setWindowIcon(app_icon())
+        self.settings = settings or AppSettings()
+        self.commands = Actions(self)
+        self.commands.build_menus(self.menuBar())
+        self.tool_bar = ToolBar(self.commands, self)
+        self.addToolBar(Qt.ToolBarArea.TopToolBarArea, self.tool_bar)
+        self.status = StatusBar(self)
+        self.setStatusBar(self.status)
+        self.canvas = Canvas(self)
+        self.canvas.setObjectName("canvas")
+        self.welcome = WelcomeScreen(self)
+        self.stack = QStackedWidget(self)
+        self.stack.addWidget(self.welcome)
+        self.stack.addWidget(self.canvas)
+        self.setCentralWidget(self.stack)
+        self.dataset_dock = DatasetDock(self)
+        self.classes_dock = ClassesDock(self)
+        self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dataset_dock)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.classes_dock)
+        self.resizeDocks([self.dataset_dock, self.classes_dock], [290, 230], Qt.Orientation.Horizontal)
+        self.workspace = Workspace(self)
+        self._connect()
+        self._restore_layout()
+        self.workspace.show_welcome()
+
+    def _connect(self) -> None:
+        ws, a, canvas = self.workspace, self.commands, self.canvas
+        for name, slot in (
+            ("open_project", ws.choose_project), ("new_project", ws.new_project),
+            ("import_dataset", ws.import_dataset), ("open_sample", ws.open_sample),
+            ("save", ws.save), ("close_project", ws.close_project), ("quit", self.close),
+            ("undo", ws.undo), ("redo", ws.redo),
+            ("brush_bigger", lambda: ws.step_brush(1)), ("brush_smaller", lambda: ws.step_brush(-1)),
+            ("zoom_in", lambda: canvas.zoom_by(1.25)), ("zoom_out", lambda: canvas.zoom_by(0.8)),
+            ("zoom_fit", canvas.zoom_fit), ("zoom_100", canvas.zoom_100),
+            ("next_image", lambda: ws.go(1)), ("prev_image", lambda: ws.go(-1)),
+            ("next_unlabeled", ws.go_next_unlabeled),
+            ("mark_labeled", lambda: ws.mark_done(False)), ("mark_reviewed", lambda: ws.mark_done(True)),
+            ("add_class", lambda: self.classes_dock.add_class()),
+            ("shortcuts", ws.show_shortcuts), ("about", ws.show_about),
+        ):
+            a[name].triggered.connect(slot)
+        a["protect"].toggled.connect(canvas.set_protect)
+        a["toggle_overlay"].toggled.connect(canvas.set_overlay_visible)
+        a["outline_mode"].toggled.connect(canvas.set_outline_mode)
+        a.tool_group.triggered.connect(lambda action: canvas.set_tool(str(action.data())))
+        for action in a.class_actions():
+            action.triggered.connect(lambda _=False, n=int(action.data()) + 1: self.classes_dock.select_key(n))
+        canvas.overlay_visible_changed.connect(a["toggle_overlay"].setChecked)
+        canvas.tool_changed.connect(ws.on_canvas_tool_changed)
+        canvas.cursor_moved.connect(self.status.set_cursor)
+        canvas.zoom_changed.connect(self.status.set_zoom)
+        canvas.class_picked.connect(self.classes_dock.set_active_class)
+        canvas.brush_size_changed.connect(self.tool_bar.set_brush_size)
+        canvas.tool_error.connect(self.status.show_note)
+        self.tool_bar.brush_size_changed.connect(canvas.set_brush_size)
+        self.tool_bar.opacity_changed.connect(canvas.set_overlay_opacity)
+        self.tool_bar.tolerance_changed.connect(canvas.set_wand_tolerance)
+        canvas.set_brush_size(self.tool_bar.brush_size.value())
+        canvas.set_overlay_opacity(self.tool_bar.opacity.value() / 100)
+        canvas.set_wand_tolerance(self.tool_bar.tolerance.value())
+        self.classes_dock.active_class_changed.connect(canvas.set_active_class)
+        self.dataset_dock.image_selected.connect(ws.open_image)
+        w = self.welcome
+        w.open_requested.connect(ws.choose_project)
+        w.new_requested.connect(ws.new_project)
+        w.import_requested.connect(ws.import_dataset)
+        w.sample_requested.connect(ws.open_sample)
+        w.recent_requested.connect(ws.open_project)
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.window_geometry()
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        else:
+            self.resize(1400, 900)
+        state = self.settings.window_state()
+        if state is not None:
+            self.restoreState(state)
+
+    def open_project(self, path: Path) -> bool:
+        return self.workspace.open_project(path)
+
+    def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.workspace.close_project(show_welcome=False):
+            event.ignore()
+            return
+        self.settings.save_window(self.saveGeometry(), self.saveState())
+        self.settings.sync()
+        event.accept()

@@ -1,0 +1,58 @@
+"""What the app remembers between runs (QSettings): recent projects and window layout.
+
+Only these live in QSettings; everything about a project lives in its folder.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QByteArray, QSettings
+
+ORGANIZATION = "segstudio"
+APPLICATION = "segstudio"
+MAX_RECENT = 8
+
+
+class AppSettings:
+    """A thin, typed view over QSettings("segstudio", "segstudio")."""
+
+    def __init__(self, settings: QSettings | None = None) -> None:
+        self._settings = settings or QSettings(
+            QSettings.defaultFormat(), QSettings.Scope.UserScope, ORGANIZATION, APPLICATION
+        )
+
+    # -- recent projects ---------------------------------------------------------------------
+    def recent_projects(self) -> list[Path]:
+        value = self._settings.value("recent_projects", [])
+        if isinstance(value, str):  # QSettings hands a one-item list back as a string
+            value = [value]
+        paths = [Path(str(item)) for item in (value or []) if str(item)]
+        return [p for p in paths if (p / "project.json").is_file()]
+
+    def add_recent_project(self, path: Path) -> None:
+        resolved = Path(path).resolve()
+        paths = [p for p in self.recent_projects() if p.resolve() != resolved]
+        paths.insert(0, resolved)
+        self._settings.setValue("recent_projects", [str(p) for p in paths[:MAX_RECENT]])
+
+    def remove_recent_project(self, path: Path) -> None:
+        resolved = Path(path).resolve()
+        paths = [p for p in self.recent_projects() if p.resolve() != resolved]
+        self._settings.setValue("recent_projects", [str(p) for p in paths])
+
+    # -- window layout ---------------------------------------------------------------------------
+    def window_geometry(self) -> QByteArray | None:
+        value = self._settings.value("window/geometry")
+        return value if isinstance(value, QByteArray) else None
+
+    def window_state(self) -> QByteArray | None:
+        value = self._settings.value("window/state")
+        return value if isinstance(value, QByteArray) else None
+
+    def save_window(self, geometry: QByteArray, state: QByteArray) -> None:
+        self._settings.setValue("window/geometry", geometry)
+        self._settings.setValue("window/state", state)
+
+    def sync(self) -> None:
+        self._settings.sync()

@@ -1,0 +1,305 @@
+"""The workspace: the open project and what happens to it (open, recover, navigate, save).
+
+It owns the Project, the EditingSession and the Autosaver, and keeps the window's parts
+(canvas, docks, status bar, welcome screen) in step with them. Errors the user can cause
+end in a message, never in a crash; nothing saved is lost.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from PySide6.QtCore import QObject
+from PySide6.QtWidgets import QDialog, QFileDialog
+
+from segstudio.core.errors import MaskError, SegstudioError
+from segstudio.core.project import Project
+from segstudio.core.recovery import RecoveredMask, RecoveryJournal
+from segstudio.ui import dialogs, project_dialogs
+from segstudio.ui.autosave import Autosaver
+from segstudio.ui.resources import sample_project_path
+from segstudio.ui.session import EditingSession
+
+if TYPE_CHECKING:
+    from segstudio.ui.main_window import MainWindow
+
+# Actions that need an open project (the others work from the welcome screen too).
+PROJECT_ACTIONS = (
+    "save", "close_project", "undo", "redo", "brush_bigger", "brush_smaller", "protect",
+    "zoom_in", "zoom_out", "zoom_fit", "zoom_100", "toggle_overlay", "outline_mode",
+    "next_image", "prev_image", "next_unlabeled", "mark_labeled", "mark_reviewed", "add_class",
+)
+
+
+class Workspace(QObject):
+    """Project lifecycle and navigation for one MainWindow."""
+
+    def __init__(self, window: MainWindow) -> None:
+        super().__init__(window)
+        self.window = window
+        self.project: Project | None = None
+        self.session: EditingSession | None = None
+        self.autosaver: Autosaver | None = None
+        # Replaceable so tests (and a future non-modal banner) can answer the offer.
+        self.ask_restore: Callable[[Sequence[RecoveredMask]], bool] = (
+            lambda found: dialogs.ask_restore(self.window, found)
+        )
+        self._sheet: dialogs.ShortcutSheet | None = None
+
+    # -- project lifecycle ---------------------------------------------------------------------
+    def show_welcome(self) -> None:
+        w = self.window
+        w.welcome.set_recent(w.settings.recent_projects())
+        w.stack.setCurrentWidget(w.welcome)
+        w.dataset_dock.hide()
+        w.classes_dock.hide()
+        w.tool_bar.hide()
+        w.status.set_project_fields_visible(False)
+        self._enable_project_actions(False)
+        w.setWindowTitle("segstudio")
+
+    def _enable_project_actions(self, on: bool) -> None:
+        for name in PROJECT_ACTIONS:
+            self.window.commands[name].setEnabled(on)
+        for action in [*self.window.commands.tool_actions(), *self.window.commands.class_actions()]:
+            action.setEnabled(on)
+
+    def open_project(self, path: Path | str) -> bool:
+        """Open a project folder (saving and closing the current one); False on failure."""
+        path = Path(path)
+        if not self.close_project(show_welcome=False):
+            return False
+        try:
+            project = Project.open(path)
+        except SegstudioError as exc:
+            dialogs.show_error(self.window, "Cannot open the project", str(exc))
+            if not (path / "project.json").is_file():
+                self.window.settings.remove_recent_project(path)
+            self.show_welcome()
+            return False
+        journal = RecoveryJournal(project.root)
+        self._offer_recovery(project, journal)
+        self._attach(project, journal)
+        return True
+
+    def _offer_recovery(self, project: Project, journal: RecoveryJournal) -> None:
+        found = journal.pending(project)
+        if not found:
+            journal.clear()
+            return
+        if self.ask_restore(found):
+            report = journal.restore(project)
+            note = f"restored unsaved work of {len(report.restored)} image(s)"
+            if report.skipped:
+                note += f"; could not restore {', '.join(report.skipped)}"
+            self.window.status.show_note(note)
+        else:
+            journal.clear()
+
+    def _attach(self, project: Project, journal: RecoveryJournal) -> None:
+        w = self.window
+        self.project = project
+        self.session = session = EditingSession(project, journal, parent=self)
+        self.autosaver = Autosaver(session, parent=self)
+        session.image_opened.connect(self._on_session_image_opened)
+        session.loading.connect(lambda image_id: w.status.show_note(f"loading {image_id}..."))
+        session.edited.connect(self._on_session_edited)
+        session.status_changed.connect(self._on_session_status_changed)
+        session.dirty_changed.connect(self._on_session_dirty_changed)
+        session.classes_changed.connect(self._on_session_classes_changed)
+        session.message.connect(w.status.show_note)
+        w.dataset_dock.set_project(project)
+        w.classes_dock.set_session(session)
+        w.status.set_classes(project.classes)
+        w.status.set_unsaved(False)
+        w.stack.setCurrentWidget(w.canvas)
+        w.dataset_dock.show()
+        w.classes_dock.show()
+        w.tool_bar.show()
+        w.status.set_project_fields_visible(True)
+        self._enable_project_actions(True)
+        w.setWindowTitle(f"{project.name} — segstudio")
+        w.settings.add_recent_project(project.root)
+        ids = w.dataset_dock.visible_ids()
+        if ids:
+            self.open_image(ids[0])
+        self._update_history_actions()
+
+    def close_project(self, show_welcome: bool = True) -> bool:
+        """Save everything and close; False if the user chose to keep it open."""
+        if self.session is not None:
+            assert self.autosaver is not None
+            self.autosaver.stop()
+            if not self.session.close_all() and not dialogs.ask(
+                self.window, "Unsaved masks",
+                "Some masks could not be saved (see the status bar). Their unsaved edits stay in "
+                "the recovery journal and are offered back next time. Close anyway?",
+            ):
+                return False
+            self.window.canvas.set_document(None, None)
+            self.session.deleteLater()
+            self.autosaver.deleteLater()
+        self.session = self.autosaver = self.project = None
+        self.window.dataset_dock.set_project(None)
+        self.window.classes_dock.set_session(None)
+        if show_welcome:
+            self.show_welcome()
+        return True
+
+    def choose_project(self) -> None:
+        folder = QFileDialog.getExistingDirectory(self.window, "Open a segstudio project folder")
+        if folder:
+            self.open_project(Path(folder))
+
+    def open_sample(self) -> bool:
+        try:
+            path = sample_project_path()
+        except SegstudioError as exc:
+            dialogs.show_error(self.window, "Cannot open the sample project", str(exc))
+            return False
+        return self.open_project(path)
+
+    def new_project(self) -> None:
+        dialog = project_dialogs.NewProjectDialog(self.window)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        try:
+            classes = dialog.class_table()
+            images, root = Path(dialog.images.text()), Path(dialog.project.text())
+            report = project_dialogs.run_job(
+                self.window, "Adding images",
+                lambda progress: project_dialogs.create_project_from_folder(
+                    images, root, classes, dialog.copy.isChecked(), progress),
+            )
+        except SegstudioError as exc:
+            dialogs.show_error(self.window, "Cannot create the project", str(exc))
+            return
+        project_dialogs.ReportDialog(report, self.window).exec()
+        self.open_project(root)
+
+    def import_dataset(self) -> None:
+        current = self.project.root if self.project else None
+        dialog = project_dialogs.ImportDialog(current, self.window)
+        if dialog.exec() != QDialog.DialogCode.Accepted:
+            return
+        root, options, fmt = dialog.project_root(), dialog.options(), dialog.format.currentText()
+        # The importer writes the manifest itself: save and close ours first, reopen after.
+        if not self.close_project(show_welcome=False):
+            return
+        try:
+            from segstudio.core.importers import import_dataset
+
+            report = project_dialogs.run_job(
+                self.window, "Importing", lambda progress: import_dataset(root, fmt, options, progress))
+        except SegstudioError as exc:
+            dialogs.show_error(self.window, "Import failed", str(exc))
+            if current is not None:
+                self.open_project(current)
+            else:
+                self.show_welcome()
+            return
+        project_dialogs.ReportDialog(report, self.window).exec()
+        self.open_project(root)
+
+    # -- images and navigation ------------------------------------------------------------------
+    def open_image(self, image_id: str) -> bool:
+        return self.session.open_image(image_id) if self.session else False
+
+    def _on_session_image_opened(self, image_id: str) -> None:
+        w, session = self.window, self.session
+        assert session is not None
+        try:
+            w.canvas.set_document(session.image, session.document)
+        except MaskError as exc:
+            w.status.show_note(str(exc))
+        w.dataset_dock.select(image_id)
+        w.status.set_unsaved(session.has_unsaved())
+        record = session.project.image(image_id)
+        w.setWindowTitle(f"{image_id} ({record.status.replace('_', ' ')}) — "
+                         f"{session.project.name} — segstudio")
+        self._update_history_actions()
+
+    def go(self, step: int) -> bool:
+        if self.session is None:
+            return False
+        target = self.session.neighbor_id(step, self.window.dataset_dock.visible_ids())
+        if target is None:
+            self.window.status.show_note("no more images this way")
+            return False
+        return self.open_image(target)
+
+    def go_next_unlabeled(self) -> bool:
+        if self.session is None:
+            return False
+        target = self.session.next_unlabeled_id()
+        if target is None:
+            self.window.status.show_note("every image is labelled")
+            return False
+        return self.open_image(target)
+
+    def mark_done(self, reviewed: bool) -> bool:
+        return self.session.mark_done(reviewed) if self.session else False
+
+    def save(self) -> bool:
+        return self.session.save() if self.session else False
+
+    def undo(self) -> None:
+        if self.session is not None and self.session.undo():
+            self._update_history_actions()
+
+    def redo(self) -> None:
+        if self.session is not None and self.session.redo():
+            self._update_history_actions()
+
+    def step_brush(self, direction: int) -> None:
+        canvas = self.window.canvas
+        step = max(1, round(canvas.brush_size * 0.1))
+        canvas.set_brush_size(canvas.brush_size + direction * step)
+
+    def on_canvas_tool_changed(self, name: str) -> None:
+        for action in self.window.commands.tool_actions():
+            if action.data() == name:
+                action.setChecked(True)
+
+    # -- session signals ----------------------------------------------------------------------------
+    def _on_session_edited(self, _image_id: str) -> None:
+        self._update_history_actions()
+
+    def _update_history_actions(self) -> None:
+        document = self.session.document if self.session else None
+        commands = self.window.commands
+        commands["undo"].setEnabled(document is not None and document.can_undo)
+        commands["redo"].setEnabled(document is not None and document.can_redo)
+        label = document.undo_label if document is not None else None
+        commands["undo"].setText(f"&Undo {label}" if label else "&Undo")
+
+    def _on_session_status_changed(self, image_id: str, status: str) -> None:
+        self.window.dataset_dock.refresh(image_id)
+        if image_id == (self.session.current_id if self.session else None):
+            self._on_title_status(image_id, status)
+
+    def _on_title_status(self, image_id: str, status: str) -> None:
+        assert self.project is not None
+        self.window.setWindowTitle(f"{image_id} ({status.replace('_', ' ')}) — "
+                                   f"{self.project.name} — segstudio")
+
+    def _on_session_dirty_changed(self, dirty: bool) -> None:
+        self.window.status.set_unsaved(dirty)
+
+    def _on_session_classes_changed(self) -> None:
+        assert self.project is not None
+        self.window.status.set_classes(self.project.classes)
+        self.window.canvas.refresh_classes()
+
+    # -- help --------------------------------------------------------------------------------------
+    def show_shortcuts(self) -> dialogs.ShortcutSheet:
+        if self._sheet is None:
+            self._sheet = dialogs.ShortcutSheet(self.window.commands.shortcut_rows(), self.window)
+        self._sheet.show()
+        self._sheet.raise_()
+        return self._sheet
+
+    def show_about(self) -> None:
+        dialogs.show_about(self.window)
