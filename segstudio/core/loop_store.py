@@ -1,0 +1,260 @@
+"""Where the loop keeps its results: a per-model prediction cache and the effort meter.
+
+Predictions live in PROJECT/.cache/predictions/<model-hash>/<image-id>.npz, behind a small
+in-memory LRU; a different model file has a different hash, so its predictions never mix
+with another model's. The effort meter records, per image, how many pixels the user
+changed after the model wrote into the mask, against the pixels labelled from scratch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import threading
+from collections import OrderedDict
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from segstudio.core.atomic import atomic_write_json
+from segstudio.core.loop import Prediction
+
+CACHE_DIR = ".cache"
+MEMORY_ITEMS = 16
+
+
+def model_hash(path: str | os.PathLike[str]) -> str:
+    """A short content hash of a model file, or of every file in a model folder."""
+    path = Path(path)
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    digest = hashlib.sha256()
+    for file in files:
+        digest.update(file.name.encode())
+        with open(file, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()[:16]
+
+
+def _safe_name(image_id: str) -> str:
+    # image ids may hold characters a file system dislikes; keep them readable when possible
+    if all(c.isalnum() or c in "-_.~" for c in image_id) and not image_id.startswith("."):
+        return image_id
+    return "id-" + hashlib.sha1(image_id.encode()).hexdigest()[:20]
+
+
+class PredictionCache:
+    """Predictions of one model for one project: memory LRU in front of .npz files.
+
+    Thread-safe, because the predict worker stores while the UI thread reads.
+    """
+
+    def __init__(self, project_root: str | os.PathLike[str], model_key: str,
+                 memory_items: int = MEMORY_ITEMS) -> None:
+        self.model_key = model_key
+        self.folder = Path(project_root) / CACHE_DIR / "predictions" / model_key
+        self._memory: OrderedDict[str, Prediction] = OrderedDict()
+        self._limit = max(1, memory_items)
+        self._lock = threading.Lock()
+
+    def path(self, image_id: str) -> Path:
+        return self.folder / f"{_safe_name(image_id)}.npz"
+
+    def put(self, image_id: str, prediction: Prediction) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self.path(image_id)
+        temp = target.with_suffix(".tmp.npz")
+        np.savez_compressed(temp, labels=prediction.labels.astype(np.uint8),
+                            max_prob=prediction.max_prob.astype(np.float16),
+                            entropy=prediction.entropy.astype(np.float16),
+                            margin=prediction.margin.astype(np.float16),
+                            num_classes=np.int32(prediction.num_classes))
+        os.replace(temp, target)
+        self._remember(image_id, prediction)
+
+    def _remember(self, image_id: str, prediction: Prediction) -> None:
+        with self._lock:
+            self._memory[image_id] = prediction
+            self._memory.move_to_end(image_id)
+            while len(self._memory) > self._limit:
+                self._memory.popitem(last=False)
+
+    def get(self, image_id: str) -> Prediction | None:
+        with self._lock:
+            hit = self._memory.get(image_id)
+            if hit is not None:
+                self._memory.move_to_end(image_id)
+                return hit
+        path = self.path(image_id)
+        if not path.is_file():
+            return None
+        try:
+            with np.load(path) as data:
+                prediction = Prediction(data["labels"], data["max_prob"].astype(np.float32),
+                                        data["entropy"].astype(np.float32),
+                                        data["margin"].astype(np.float32), int(data["num_classes"]))
+        except (OSError, ValueError, KeyError):
+            return None  # a half-written or foreign file: predict again
+        self._remember(image_id, prediction)
+        return prediction
+
+    def has(self, image_id: str) -> bool:
+        with self._lock:
+            if image_id in self._memory:
+                return True
+        return self.path(image_id).is_file()
+
+    def drop(self, image_id: str) -> None:
+        with self._lock:
+            self._memory.pop(image_id, None)
+        self.path(image_id).unlink(missing_ok=True)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._memory.clear()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def drop_other_models(project_root: str | os.PathLike[str], keep: str) -> int:
+    """Delete cached predictions of every model but `keep`; returns how many folders went."""
+    base = Path(project_root) / CACHE_DIR / "predictions"
+    gone = 0
+    if base.is_dir():
+        for folder in base.iterdir():
+            if folder.is_dir() and folder.name != keep:
+                shutil.rmtree(folder, ignore_errors=True)
+                gone += 1
+    return gone
+
+
+# -- effort meter ---------------------------------------------------------------------------
+@dataclass(frozen=True)
+class EffortEntry:
+    """One image: `source` is "model" (pre-labelled or accepted) or "scratch".
+
+    `changed` counts pixels the user changed after the model wrote; `labelled` the labelled
+    pixels at the last save, so for scratch images all of them were the user's work.
+    """
+
+    source: str
+    labelled: int
+    changed: int
+    total: int
+
+    @property
+    def hand_pixels(self) -> int:
+        return self.changed if self.source == "model" else self.labelled
+
+    @property
+    def saved_pixels(self) -> int:
+        return max(0, self.labelled - self.changed) if self.source == "model" else 0
+
+
+@dataclass(frozen=True)
+class EffortSummary:
+    model_images: int
+    scratch_images: int
+    labelled: int
+    hand_pixels: int
+    saved_pixels: int
+
+    @property
+    def saved_share(self) -> float:
+        """Share of the labelled pixels the model provided and the user kept."""
+        return self.saved_pixels / self.labelled if self.labelled else 0.0
+
+
+class EffortTracker:
+    """Counts hand work per image: pixels changed since the model's last write, plus hand
+    changes made between earlier model writes (so several accepts still count truly).
+
+    The mask right after a model write is the baseline (kept as .npz); saving compares the
+    saved mask with it. Entries persist in PROJECT/.cache/effort.json.
+    """
+
+    def __init__(self, project_root: str | os.PathLike[str], unlabeled_id: int) -> None:
+        self.folder = Path(project_root) / CACHE_DIR / "effort"
+        self.file = Path(project_root) / CACHE_DIR / "effort.json"
+        self.unlabeled_id = int(unlabeled_id)
+        self.entries: dict[str, EffortEntry] = {}
+        self._carried: dict[str, int] = {}
+        self._load()
+
+    def _load(self) -> None:
+        try:
+            data = json.loads(self.file.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return
+        for image_id, item in data.get("images", {}).items():
+            try:
+                self.entries[image_id] = EffortEntry(str(item["source"]), int(item["labelled"]),
+                                                     int(item["changed"]), int(item["total"]))
+                self._carried[image_id] = int(item.get("carried", 0))
+            except (KeyError, TypeError, ValueError):
+                continue
+
+    def _save(self) -> None:
+        images = {}
+        for image_id, entry in self.entries.items():
+            images[image_id] = {**asdict(entry), "carried": self._carried.get(image_id, 0)}
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_json(self.file, {"version": 1, "images": images})
+
+    def _baseline_path(self, image_id: str) -> Path:
+        return self.folder / f"{_safe_name(image_id)}.npz"
+
+    def baseline(self, image_id: str) -> np.ndarray | None:
+        path = self._baseline_path(image_id)
+        try:
+            with np.load(path) as data:
+                return data["mask"]
+        except (OSError, ValueError, KeyError):
+            return None
+
+    def model_wrote(self, image_id: str, before: np.ndarray, after: np.ndarray) -> None:
+        """The model just changed the mask from `before` to `after` (pre-label or accept)."""
+        old = self.baseline(image_id)
+        if old is not None and old.shape == before.shape:
+            self._carried[image_id] = self._carried.get(image_id, 0) + int(np.count_nonzero(before != old))
+        elif old is None:
+            # hand labels made before the model's first write are scratch work too
+            self._carried[image_id] = int(np.count_nonzero(np.asarray(before) != self.unlabeled_id))
+        self.folder.mkdir(parents=True, exist_ok=True)
+        target = self._baseline_path(image_id)
+        temp = target.with_suffix(".tmp.npz")
+        np.savez_compressed(temp, mask=np.asarray(after, dtype=np.uint8))
+        os.replace(temp, target)
+        self.record(image_id, after)
+
+    def record(self, image_id: str, mask: np.ndarray) -> EffortEntry:
+        """Update the entry for a (saved) mask and persist the meter."""
+        mask = np.asarray(mask)
+        labelled = int(np.count_nonzero(mask != self.unlabeled_id))
+        base = self.baseline(image_id)
+        if base is not None and base.shape == mask.shape:
+            changed = self._carried.get(image_id, 0) + int(np.count_nonzero(mask != base))
+            entry = EffortEntry("model", labelled, changed, int(mask.size))
+        else:
+            entry = EffortEntry("scratch", labelled, labelled, int(mask.size))
+        self.entries[image_id] = entry
+        self._save()
+        return entry
+
+    def forget(self, image_id: str) -> None:
+        self.entries.pop(image_id, None)
+        self._carried.pop(image_id, None)
+        self._baseline_path(image_id).unlink(missing_ok=True)
+        self._save()
+
+    def summary(self) -> EffortSummary:
+        entries = list(self.entries.values())
+        return EffortSummary(
+            model_images=sum(1 for e in entries if e.source == "model"),
+            scratch_images=sum(1 for e in entries if e.source == "scratch"),
+            labelled=sum(e.labelled for e in entries),
+            hand_pixels=sum(e.hand_pixels for e in entries),
+            saved_pixels=sum(e.saved_pixels for e in entries),
+        )
