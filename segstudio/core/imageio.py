@@ -78,7 +78,10 @@ def read_image_info(path: str | os.PathLike[str], verify: bool = False) -> Image
     im = _open_pil(path)
     with im:
         try:
-            orientation = int(im.getexif().get(0x0112, 1) or 1)
+            # Pillow's PNG getexif() decodes the whole image to look for a late eXIf chunk;
+            # a header read must never do that (a 20000 x 20000 PNG), so PNGs use early EXIF only.
+            late_png_exif = im.format == "PNG" and "exif" not in im.info
+            orientation = 1 if late_png_exif else int(im.getexif().get(0x0112, 1) or 1)
         except Exception:  # a broken EXIF block must not make the image unusable
             orientation = 1
         width, height = im.size

@@ -270,11 +270,13 @@ class Project:
             return absolute.as_posix()
 
     def add_image(self, path: str | os.PathLike[str], split: str = "unassigned", status: str = "unlabeled",
-                  copy: bool = False, info: imageio.ImageInfo | None = None) -> ImageRecord:
-        """Register an image (reading its header only). With `copy`, copy it into images/."""
+                  copy: bool = False, info: imageio.ImageInfo | None = None,
+                  image_id: str | None = None) -> ImageRecord:
+        """Register an image (reading its header only). With `copy`, copy it into images/.
+        `image_id` (importers) asks for an id other than the file's stem; it is made unique."""
         source = Path(path)
         info = info or imageio.read_image_info(source)
-        image_id = self.unique_id(source.stem)
+        image_id = self.unique_id(image_id or source.stem)
         if copy:
             target = self.root / "images" / f"{image_id}{source.suffix.lower()}"
             target.parent.mkdir(exist_ok=True)

@@ -1,0 +1,126 @@
+"""What every exporter shares: choosing the images, split lists, copying images, the report."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from segstudio.core.atomic import atomic_write_json, atomic_write_text, atomic_write_with
+from segstudio.core.classes import ClassTable
+from segstudio.core.errors import ExportError, SegstudioError
+from segstudio.core.project import SPLITS, ImageRecord, Project, check_split, check_status
+
+DEFAULT_STATUSES = ("labeled", "reviewed")
+CLASSES_FILE = "classes.json"
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass(frozen=True)
+class ExportReport:
+    """What was written: image count, the output folder, and every image left out and why."""
+
+    out: Path
+    format: str
+    images: int
+    splits: dict[str, int] = field(default_factory=dict)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        per_split = ", ".join(f"{k} {v}" for k, v in self.splits.items() if v)
+        out = [f"exported {self.images} images ({self.format}) to {self.out}" + (f" [{per_split}]" if per_split else "")]
+        if self.skipped:
+            out.append(f"left out {len(self.skipped)} image(s):")
+            out.extend(f"  {name}: {reason}" for name, reason in self.skipped)
+        return out
+
+
+@dataclass
+class ExportRun:
+    """One export in progress: the chosen images and the running tally."""
+
+    project: Project
+    out: Path
+    format: str
+    records: list[ImageRecord]
+    progress: ProgressCallback | None = None
+    done: list[ImageRecord] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def masks(self) -> Iterator[tuple[ImageRecord, np.ndarray]]:
+        """Each chosen image with its checked mask; unreadable ones are reported, not fatal."""
+        for index, record in enumerate(self.records):
+            try:
+                mask = self.project.read_mask(record)
+            except SegstudioError as exc:
+                self.skipped.append((record.id, str(exc)))
+                continue
+            if mask is None:
+                self.skipped.append((record.id, "no mask file"))
+                continue
+            yield record, mask
+            self.done.append(record)
+            if self.progress is not None:
+                self.progress(index + 1, len(self.records))
+
+    def report(self) -> ExportReport:
+        counts = {s: sum(1 for r in self.done if r.split == s) for s in SPLITS}
+        return ExportReport(self.out, self.format, len(self.done), {k: v for k, v in counts.items() if v},
+                            list(self.skipped))
+
+
+def select_records(project: Project, split: str | None, statuses: tuple[str, ...]) -> list[ImageRecord]:
+    if split is not None:
+        check_split(split)
+    for status in statuses:
+        check_status(status)
+    return project.images_where(split=split, statuses=statuses)
+
+
+def prepare_out(out: Path) -> None:
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ExportError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
+    if not out.is_dir():
+        raise ExportError(f"{out} is not a folder; choose an output folder")
+
+
+def guard_io(what: Path) -> Callable[[OSError], ExportError]:
+    def convert(exc: OSError) -> ExportError:
+        return ExportError(f"cannot write {what}: {exc.strerror or exc}; is the folder writable?")
+    return convert
+
+
+def copy_image(project: Project, record: ImageRecord, dest: Path) -> None:
+    """Copy the image file's bytes as they are (no re-encoding: exports lose nothing)."""
+    source = project.image_path(record)
+    if not source.is_file():
+        raise ExportError(f"image {source} of '{record.id}' is missing; relink or remove it")
+    with open(source, "rb") as handle:
+        atomic_write_with(dest, lambda target: shutil.copyfileobj(handle, target))
+
+
+def write_gray_png(path: Path, array: np.ndarray) -> None:
+    atomic_write_with(path, lambda handle: Image.fromarray(np.ascontiguousarray(array, dtype=np.uint8)).save(handle, format="PNG", compress_level=1))
+
+
+def write_split_lists(folder: Path, records: list[ImageRecord], suffix: str = ".txt") -> list[Path]:
+    """`train.txt`, `val.txt`, ... listing the ids (= file stems) of each split, sorted."""
+    written = []
+    for split in SPLITS:
+        ids = sorted(r.id for r in records if r.split == split)
+        if ids:
+            path = folder / f"{split}{suffix}"
+            atomic_write_text(path, "\n".join(ids) + "\n")
+            written.append(path)
+    return written
+
+
+def write_classes(folder: Path, classes: ClassTable) -> None:
+    atomic_write_json(folder / CLASSES_FILE, {"ignore_index": classes.ignore_index, "classes": classes.to_list()})

@@ -1,0 +1,39 @@
+"""`masks`, `color` and `overlay` exports: one PNG per image plus split lists.
+
+    masks/   OUT/images/<id>.<ext> (copied), OUT/masks/<id>.png (palette PNG, pixel = class
+             id), OUT/classes.json, OUT/train.txt ... -> `segstudio import --format folders OUT`
+    color/   OUT/color/<id>.png, RGB class colours (for viewing; ids are not recoverable
+             where two classes share a colour), OUT/classes.json and split lists
+    overlay/ OUT/overlay/<id>.png, the image blended with its mask colours
+"""
+
+from __future__ import annotations
+
+from segstudio.core import imageio
+from segstudio.core.exporters.common import ExportRun, copy_image, write_classes, write_split_lists
+
+
+def export_masks(run: ExportRun) -> None:
+    classes = run.project.classes
+    for record, mask in run.masks():
+        suffix = run.project.image_path(record).suffix.lower()
+        copy_image(run.project, record, run.out / "images" / f"{record.id}{suffix}")
+        imageio.write_mask(run.out / "masks" / f"{record.id}.png", mask, classes, compress_level=6)
+    write_classes(run.out, classes)
+    write_split_lists(run.out, run.done)
+
+
+def export_color(run: ExportRun) -> None:
+    classes = run.project.classes
+    for record, mask in run.masks():
+        imageio.write_rgb_png(run.out / "color" / f"{record.id}.png", imageio.colorize(mask, classes))
+    write_classes(run.out, classes)
+    write_split_lists(run.out, run.done)
+
+
+def export_overlay(run: ExportRun, alpha: float = 0.5) -> None:
+    classes = run.project.classes
+    for record, mask in run.masks():
+        image = run.project.read_image(record)
+        imageio.write_rgb_png(run.out / "overlay" / f"{record.id}.png", imageio.overlay(image, mask, classes, alpha))
+    write_split_lists(run.out, run.done)

@@ -1,0 +1,303 @@
+"""The one import loop every format shares: skips, class merging, files, transaction, report.
+
+All or nothing: every file the import creates is recorded in the project transaction and
+removed again if the import fails (or, with --strict, skips anything); the manifest is
+written only at the end. A project folder the import created itself is removed as well.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import shutil
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+import numpy as np
+
+from segstudio.core import imageio
+from segstudio.core.classes import ClassDef, ClassTable
+from segstudio.core.errors import DatasetImportError, MaskError, SegstudioError
+from segstudio.core.importers.base import (
+    DatasetSource,
+    ImportItem,
+    ImportOptions,
+    ImportReport,
+    Skip,
+    SourceMask,
+)
+from segstudio.core.project import MANIFEST_NAME, SPLITS, Project, check_split, project_transaction
+
+log = logging.getLogger(__name__)
+
+Scanner = Callable[[ImportOptions, "ClassTable | None"], DatasetSource]
+ProgressCallback = Callable[[int, str], None]
+
+# How many skipped files an error message lists before it says "and N more".
+MESSAGE_SKIP_LINES = 20
+
+
+class _FatalImportError(DatasetImportError):
+    """Stops the whole import (the project cannot take more), unlike a per-file skip."""
+
+
+class ClassMerger:
+    """Maps a dataset's class ids onto the project's classes: same name = same class, the
+    ignore class onto the ignore class, anything new appended (keeping its id if free)."""
+
+    def __init__(self, project: Project) -> None:
+        self.project = project
+        self.added: list[str] = []
+        self._cache: dict[ClassDef, int] = {}
+
+    def project_id(self, cls: ClassDef) -> int:
+        cached = self._cache.get(cls)
+        if cached is not None:
+            return cached
+        table = self.project.classes
+        if cls.ignore and table.ignore_class is not None:
+            result = table.ignore_class.id
+        else:
+            try:
+                result = table.by_name(cls.name).id
+            except KeyError:
+                result = self._append(table, cls)
+        self._cache[cls] = result
+        return result
+
+    def _append(self, table: ClassTable, cls: ClassDef) -> int:
+        if cls.id not in table.ids:
+            new_id = cls.id
+        else:
+            try:
+                new_id = table.next_free_id()
+            except SegstudioError as exc:
+                raise _FatalImportError(
+                    f"cannot add class '{cls.name}': the project already has 256 classes; "
+                    "merge or delete classes first"
+                ) from exc
+        ignore = cls.ignore and table.ignore_class is None
+        self.project.classes = table.with_class(ClassDef(new_id, cls.name, cls.color, ignore))
+        self.added.append(cls.name)
+        return new_id
+
+    def to_project(self, mask: SourceMask, source: str) -> np.ndarray:
+        """The mask in project ids; ids the dataset's table does not name are an error."""
+        counts = np.bincount(mask.ids.ravel(), minlength=256)
+        imageio.check_mask_values(mask.ids, mask.classes, source=source)
+        lut = np.arange(256, dtype=np.uint8)
+        identity = True
+        for value in np.flatnonzero(counts):
+            target = self.project_id(mask.classes.by_id(int(value)))
+            lut[value] = target
+            identity = identity and target == value
+        return mask.ids if identity else lut[mask.ids]
+
+    def adopt(self, classes: ClassTable) -> None:
+        """Merge a whole table up front (a new project gets the dataset's classes in order)."""
+        for cls in classes:
+            self.project_id(cls)
+
+
+def run_import(root: str | Path, fmt: str, scan: Scanner, options: ImportOptions,
+               progress: ProgressCallback | None = None) -> ImportReport:
+    """Import a dataset into the project at `root`, creating the project if there is none."""
+    root = Path(root)
+    if options.split is not None:
+        check_split(options.split)
+    for split in options.splits:
+        check_split(split)
+    is_new = not (root / MANIFEST_NAME).is_file()
+    project = None if is_new else Project.open(root)
+    source = scan(options, None if project is None else project.classes)
+    created_dirs: list[Path] = []
+    if project is None:
+        _make_dirs(root, ("masks", "runs", "models"), created_dirs)
+        try:
+            classes = (source.classes or ClassTable(())).ensure_ignore()
+        except SegstudioError:
+            _remove_dirs(created_dirs)
+            raise
+        project = Project(root, root.resolve().name, classes, [])
+    try:
+        with project_transaction(project) as created:
+            run = _ImportRun(project, options, created, created_dirs, progress)
+            run.consume(source.items)
+            if run.images == 0:
+                raise DatasetImportError(_nothing_message(root, fmt, run.skipped))
+            try:
+                project.save()
+            except SegstudioError as exc:
+                raise DatasetImportError(str(exc)) from exc
+    except BaseException:
+        _remove_dirs(created_dirs)
+        raise
+    return ImportReport(
+        project=root,
+        format=fmt,
+        images=run.images,
+        masks=run.masks,
+        splits={name: run.splits.get(name, 0) for name in SPLITS if run.splits.get(name)},
+        skipped=run.skipped,
+        new_classes=tuple(run.merger.added) if not is_new else (),
+        created_project=is_new,
+    )
+
+
+class _ImportRun:
+    """State of one import: counts, skips, and the files created so far."""
+
+    def __init__(self, project: Project, options: ImportOptions, created: list[Path],
+                 created_dirs: list[Path], progress: ProgressCallback | None) -> None:
+        self.project = project
+        self.options = options
+        self.created = created
+        self.created_dirs = created_dirs
+        self.progress = progress
+        self.merger = ClassMerger(project)
+        self.images = 0
+        self.masks = 0
+        self.splits: dict[str, int] = {}
+        self.skipped: list[tuple[str, str]] = []
+        self._image_stems: set[str] | None = None
+
+    def consume(self, items: Iterable[ImportItem | Skip]) -> None:
+        for entry in items:
+            if isinstance(entry, Skip):
+                self._skip(entry.path, entry.reason)
+                continue
+            mark = len(self.created)
+            try:
+                self._import_one(entry)
+            except _FatalImportError:
+                raise
+            except (SegstudioError, OSError, ValueError) as exc:
+                self._undo_files(mark)
+                self._skip(entry.source, _reason(exc, entry.source))
+            if self.progress is not None:
+                self.progress(self.images + len(self.skipped), str(entry.source))
+
+    def _skip(self, path: Path, reason: str) -> None:
+        if self.options.strict:
+            raise DatasetImportError(f"{path}: {reason} (--strict: the import stopped and changed nothing)")
+        log.debug("skipped %s: %s", path, reason)
+        self.skipped.append((str(path), reason))
+
+    def _undo_files(self, mark: int) -> None:
+        for path in self.created[mark:]:
+            with contextlib.suppress(OSError):
+                path.unlink()
+        del self.created[mark:]
+
+    def _import_one(self, item: ImportItem) -> None:
+        image_id = self._free_id(item.name)
+        image_path = item.image
+        if item.image_bytes is not None:
+            image_path = self._project_file(f"{image_id}{item.image_suffix}")
+            self._write(image_path, lambda target: target.write_bytes(item.image_bytes or b""))
+        if image_path is None:
+            raise DatasetImportError("no image file and no embedded image data")
+        info = imageio.read_image_info(image_path, verify=True)
+        ids = None
+        if item.load_mask is not None:
+            mask = item.load_mask(info)
+            if mask is not None:
+                if mask.ids.shape != (info.height, info.width):
+                    raise MaskError(
+                        f"mask is {mask.ids.shape[1]}x{mask.ids.shape[0]} but the image is "
+                        f"{info.width}x{info.height}"
+                    )
+                ids = self.merger.to_project(mask, source=str(item.source))
+        if self.options.copy and item.image_bytes is None:
+            target = self._project_file(f"{image_id}{image_path.suffix.lower()}")
+            self._write(target, lambda dest: shutil.copyfile(image_path, dest))
+            image_path = target
+        record = self.project.add_image(image_path, split=item.split, info=info, image_id=image_id,
+                                        status="labeled" if ids is not None else "unlabeled")
+        if ids is not None:
+            mask_path = self.project.mask_path(record)
+            self.created.append(mask_path)
+            try:
+                imageio.write_mask(mask_path, np.ascontiguousarray(ids, dtype=np.uint8), self.project.classes)
+            except OSError as exc:
+                self.project.remove_image(record.id)
+                raise _FatalImportError(_write_failed(mask_path, exc)) from exc
+            self.masks += 1
+        self.images += 1
+        self.splits[item.split] = self.splits.get(item.split, 0) + 1
+
+    def _free_id(self, stem: str) -> str:
+        """An id no image, mask or copied file of the project uses yet (never overwrite)."""
+        stem = stem.strip() or "image"
+        if self._image_stems is None:
+            folder = self.project.root / "images"
+            self._image_stems = {p.stem for p in folder.iterdir()} if folder.is_dir() else set()
+        candidate, n = self.project.unique_id(stem), 2
+        while self.project.mask_path(candidate).exists() or candidate in self._image_stems:
+            candidate = self.project.unique_id(f"{stem}~{n}")
+            n += 1
+        self._image_stems.add(candidate)
+        return candidate
+
+    def _project_file(self, name: str) -> Path:
+        folder = self.project.root / "images"
+        if not folder.is_dir():
+            _make_dirs(folder, (), self.created_dirs)
+        return folder / name
+
+    def _write(self, target: Path, writer: Callable[[Path], object]) -> None:
+        self.created.append(target)
+        try:
+            writer(target)
+        except OSError as exc:
+            if not target.parent.exists() or target.parent == self.project.root / "images":
+                raise _FatalImportError(_write_failed(target, exc)) from exc
+            raise
+
+
+def _reason(exc: BaseException, source: Path) -> str:
+    text = str(exc)
+    if isinstance(exc, OSError) and not isinstance(exc, SegstudioError):
+        text = f"cannot be read ({exc.strerror or exc})"
+    # Messages from imageio start with the path; the report already names the file.
+    prefix = f"{source}: "
+    return text[len(prefix):] if text.startswith(prefix) else text
+
+
+def _write_failed(path: Path, exc: OSError) -> str:
+    return (f"cannot write {path}: {exc.strerror or exc}; is the project folder writable "
+            "and is there free disk space? The import changed nothing")
+
+
+def _nothing_message(root: Path, fmt: str, skipped: list[tuple[str, str]]) -> str:
+    if not skipped:
+        return f"nothing to import: the {fmt} sources hold no images; check the paths"
+    lines = [f"nothing could be imported into {root}; {len(skipped)} file(s) skipped:"]
+    lines += [f"  {path}: {reason}" for path, reason in skipped[:MESSAGE_SKIP_LINES]]
+    if len(skipped) > MESSAGE_SKIP_LINES:
+        lines.append(f"  ... and {len(skipped) - MESSAGE_SKIP_LINES} more")
+    return "\n".join(lines)
+
+
+def _make_dirs(root: Path, subdirs: tuple[str, ...], created: list[Path]) -> None:
+    try:
+        missing = [p for p in (root, *reversed(root.parents)) if not p.exists()]
+        for path in sorted(missing, key=lambda p: len(p.parts)):
+            path.mkdir()
+            created.append(path)
+        for sub in subdirs:
+            path = root / sub
+            if not path.exists():
+                path.mkdir()
+                created.append(path)
+    except OSError as exc:
+        _remove_dirs(created)
+        raise DatasetImportError(f"cannot create {root}: {exc.strerror or exc}; check the path and permissions") from exc
+
+
+def _remove_dirs(created: list[Path]) -> None:
+    for path in sorted(created, key=lambda p: len(p.parts), reverse=True):
+        with contextlib.suppress(OSError):
+            path.rmdir()  # only empty folders: never what someone else put there
+    created.clear()
+
