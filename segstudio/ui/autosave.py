@@ -62,6 +62,17 @@ class Autosaver(QObject):
         if self.session.has_unsaved():
             self.session.write_journal()
 
+    def set_intervals(self, save_delay_ms: int | None = None, max_delay_ms: int | None = None,
+                      journal_interval_ms: int | None = None) -> None:
+        """Change the timings (tests and the crash driver shorten them; 0 save delay = off)."""
+        if save_delay_ms is not None:
+            self._save_timer.setInterval(max(0, save_delay_ms))
+            self.enabled = save_delay_ms > 0
+        if max_delay_ms is not None:
+            self._max_timer.setInterval(max(0, max_delay_ms))
+        if journal_interval_ms is not None:
+            self._journal_timer.setInterval(max(0, journal_interval_ms))
+
     def flush(self) -> bool:
         """Save every dirty document now (also called before quitting or switching project)."""
         return self.session.save_all()

@@ -39,3 +39,41 @@ def camvid_root() -> Path:
     if not (CAMVID / "classes.json").is_file():
         pytest.skip(f"CamVid data not found at {CAMVID}; tests using real data need ../shared/data/camvid")
     return CAMVID
+
+
+# -- main window / session fixtures (segstudio/ui outside the canvas) -------------------------
+@pytest.fixture
+def make_project(tmp_path: Path):  # noqa: ANN201
+    """A factory for small generated projects: textured images, some with saved masks."""
+    import numpy as np
+    from PIL import Image
+
+    from segstudio.core.classes import ClassDef, ClassTable
+    from segstudio.core.project import Project
+
+    def make(count: int = 5, labeled: int = 2, size: tuple[int, int] = (64, 48),
+             name: str = "proj") -> Project:
+        classes = ClassTable((
+            ClassDef(0, "road", (128, 64, 128)),
+            ClassDef(1, "car", (64, 0, 128)),
+            ClassDef(2, "sky", (70, 130, 180)),
+            ClassDef(255, "unlabeled", (0, 0, 0), ignore=True),
+        ))
+        project = Project.create(tmp_path / name, classes)
+        rng = np.random.default_rng(11)
+        width, height = size
+        for index in range(count):
+            image = rng.integers(0, 255, (height, width, 3), dtype=np.uint8)
+            path = project.root / "images" / f"img{index:02d}.png"
+            path.parent.mkdir(exist_ok=True)
+            Image.fromarray(image).save(path)
+            record = project.add_image(path, split="train" if index % 3 else "val")
+            if index < labeled:
+                mask = np.zeros((height, width), np.uint8)
+                mask[: height // 3] = 2
+                mask[height // 2:, width // 4: width // 2] = 1
+                project.write_mask(record, mask, status="labeled", save_manifest=False)
+        project.save()
+        return project
+
+    return make

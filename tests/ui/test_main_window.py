@@ -1,0 +1,235 @@
+"""The assembled main window, offscreen: welcome screen, opening projects, painting through
+the canvas, undo, navigation, status, autosave + reopen, class delete, shortcuts, settings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication, QDialog, QFileDialog
+
+import segstudio.ui.resources as resources
+from segstudio.core.project import Project
+from segstudio.ui import dialogs, project_dialogs
+from segstudio.ui.main_window import MainWindow
+from segstudio.ui.settings import AppSettings
+
+LEFT = Qt.MouseButton.LeftButton
+
+
+@pytest.fixture
+def window(qtbot, tmp_path: Path, monkeypatch) -> MainWindow:
+    monkeypatch.setattr(resources, "user_data_dir", lambda: tmp_path / "appdata")
+    errors: list[str] = []
+    monkeypatch.setattr(dialogs, "show_error", lambda _p, title, text: errors.append(f"{title}: {text}"))
+    win = MainWindow()
+    win.errors = errors  # type: ignore[attr-defined]
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    return win
+
+
+def drag(window: MainWindow, points: list[tuple[int, int]]) -> None:
+    """A real left-button drag over image pixels, through the canvas viewport."""
+    canvas = window.canvas
+    viewport = canvas.viewport()
+
+    def send(kind: QEvent.Type, x: int, y: int, button: Qt.MouseButton, buttons: Qt.MouseButton) -> None:
+        pos = canvas.viewportTransform().map(QPointF(x + 0.5, y + 0.5))
+        event = QMouseEvent(kind, pos, QPointF(viewport.mapToGlobal(pos.toPoint())), button, buttons,
+                            Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(viewport, event)
+
+    x0, y0 = points[0]
+    send(QEvent.Type.MouseButtonPress, x0, y0, LEFT, LEFT)
+    for x, y in points[1:]:
+        send(QEvent.Type.MouseMove, x, y, Qt.MouseButton.NoButton, LEFT)
+    send(QEvent.Type.MouseButtonRelease, *points[-1], LEFT, Qt.MouseButton.NoButton)
+
+
+def test_welcome_screen_shows_and_opens_the_sample(window: MainWindow, tmp_path: Path) -> None:
+    assert window.stack.currentWidget() is window.welcome
+    assert not window.dataset_dock.isVisible()
+    assert not window.commands["undo"].isEnabled()
+    window.welcome.buttons["sample"].click()
+    sample = tmp_path / "appdata" / resources.SAMPLE_FOLDER
+    assert window.workspace.project is not None
+    assert window.workspace.project.root == sample
+    assert window.stack.currentWidget() is window.canvas
+    assert window.dataset_dock.isVisible() and window.classes_dock.isVisible()
+    assert window.workspace.session.current_id == window.dataset_dock.visible_ids()[0]
+    packaged = resources.resources_dir() / "sample" / "project.json"
+    assert packaged.read_bytes() == (sample / "project.json").read_bytes()
+    assert window.settings.recent_projects() == [sample.resolve()]
+
+
+def test_welcome_open_and_recent_buttons(window: MainWindow, make_project, monkeypatch) -> None:
+    project = make_project()
+    monkeypatch.setattr(QFileDialog, "getExistingDirectory", lambda *a, **k: str(project.root))
+    window.welcome.buttons["open"].click()
+    assert window.workspace.project.root == project.root
+    assert window.workspace.close_project()
+    assert window.stack.currentWidget() is window.welcome
+    assert window.welcome.recent.count() == 1
+    window.welcome.recent.itemClicked.emit(window.welcome.recent.item(0))
+    assert window.workspace.project.root == project.root
+
+
+def test_welcome_new_project_from_folder(window: MainWindow, tmp_path: Path, monkeypatch) -> None:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(3):
+        Image.fromarray(np.full((20, 30, 3), 40 * i, np.uint8)).save(folder / f"p{i}.png")
+    (folder / "notes.txt").write_text("not an image")
+    shown: list[str] = []
+
+    def fill(dialog: project_dialogs.NewProjectDialog) -> int:
+        dialog.images.setText(str(folder))
+        dialog.classes.setText("road, car")
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(project_dialogs.NewProjectDialog, "exec", fill)
+    monkeypatch.setattr(project_dialogs.ReportDialog, "exec",
+                        lambda self: shown.append(self.text.toPlainText()) or 0)
+    window.welcome.buttons["new"].click()
+    project = window.workspace.project
+    assert project is not None and project.root == tmp_path / "photos-segstudio"
+    assert len(project) == 3
+    assert [c.name for c in project.classes] == ["road", "car", "unlabeled"]
+    assert shown and "imported 3 images" in shown[0] and "notes.txt" in shown[0]
+
+
+def test_welcome_import_shows_report(window: MainWindow, tmp_path: Path, monkeypatch) -> None:
+    images, masks = tmp_path / "ds" / "images", tmp_path / "ds" / "masks"
+    images.mkdir(parents=True)
+    masks.mkdir()
+    for i in range(2):
+        Image.fromarray(np.full((16, 24, 3), 90, np.uint8)).save(images / f"f{i}.png")
+        Image.fromarray(np.full((16, 24), i, np.uint8), mode="L").save(masks / f"f{i}.png")
+    Image.fromarray(np.full((16, 24, 3), 90, np.uint8)).save(images / "f9.png")  # no mask
+    shown: list[str] = []
+
+    def fill(dialog: project_dialogs.ImportDialog) -> int:
+        dialog.format.setCurrentText("folders")
+        dialog.source.setText(str(images))
+        dialog.masks.setText(str(masks))
+        dialog.target.setText(str(tmp_path / "imported"))
+        return QDialog.DialogCode.Accepted
+
+    monkeypatch.setattr(project_dialogs.ImportDialog, "exec", fill)
+    monkeypatch.setattr(project_dialogs.ReportDialog, "exec",
+                        lambda self: shown.append(self.text.toPlainText()) or 0)
+    window.welcome.buttons["import"].click()
+    assert window.errors == []
+    assert shown and shown[0].startswith("imported 3 images and 2 masks")
+    assert window.workspace.project.root == tmp_path / "imported"
+
+
+def test_paint_undo_switch_back_and_autosave_reopen(window: MainWindow, qtbot, make_project) -> None:
+    project = make_project(count=4, labeled=1)
+    assert window.open_project(project.root)
+    ws = window.workspace
+    ws.autosaver.set_intervals(save_delay_ms=100, journal_interval_ms=50)
+    view = window.dataset_dock.view
+    view.setCurrentIndex(view.model().index(2, 0))  # a click in the list
+    assert ws.session.current_id == "img02"
+    window.classes_dock.select_key(2)  # "car"
+    assert window.canvas.active_class == 1
+    drag(window, [(10, 10), (20, 12), (30, 14)])
+    document = ws.session.document
+    assert (document.mask == 1).sum() > 50
+    assert ws.project.image("img02").status == "in_progress"
+    assert window.status.saved_label.text().endswith("unsaved")
+    painted = np.array(document.mask)
+    window.commands["next_image"].trigger()
+    assert ws.session.current_id == "img03"
+    window.commands["prev_image"].trigger()
+    assert ws.session.document is document  # the same document, history and all
+    window.commands["undo"].trigger()
+    assert not (document.mask == 1).any()
+    window.commands["redo"].trigger()
+    assert np.array_equal(document.mask, painted)
+    qtbot.waitUntil(lambda: not ws.session.has_unsaved(), timeout=3000)
+    assert window.status.saved_label.text() == "saved"
+    reopened = Project.open(project.root)
+    assert np.array_equal(reopened.read_mask("img02"), painted)
+    assert reopened.image("img02").status == "in_progress"
+
+
+def test_navigation_and_status_markers(window: MainWindow, make_project) -> None:
+    project = make_project(count=5, labeled=2)
+    window.open_project(project.root)
+    ws = window.workspace
+    assert ws.session.current_id == "img00"
+    window.commands["next_unlabeled"].trigger()
+    assert ws.session.current_id == "img02"
+    window.commands["mark_labeled"].trigger()
+    assert ws.project.image("img02").status == "labeled"
+    window.commands["next_unlabeled"].trigger()
+    assert ws.session.current_id == "img03"
+    window.commands["mark_reviewed"].trigger()
+    assert Project.open(project.root).image("img03").status == "reviewed"
+    assert "3 labeled" in window.dataset_dock.counts.text()
+    assert "1 reviewed" in window.dataset_dock.counts.text()
+    window.dataset_dock.status_filter.setCurrentIndex(
+        window.dataset_dock.status_filter.findData("unlabeled"))
+    assert window.dataset_dock.visible_ids() == ["img04"]
+    assert ws.session.current_id == "img03"  # filtering never switches images
+    window.commands["next_image"].trigger()
+    assert ws.session.current_id == "img04"
+
+
+def test_class_delete_from_dock_remaps_everywhere(window: MainWindow, make_project) -> None:
+    project = make_project(count=3, labeled=2)
+    window.open_project(project.root)
+    dock = window.classes_dock
+    assert dock.list.count() == 4
+    assert dock.delete_class(class_id=1, into=255)
+    assert dock.list.count() == 3
+    assert not (project.read_mask("img01") == 1).any()
+    assert (project.read_mask("img01") == 255).any()
+    assert dock.add_class("bicycle", (10, 200, 10))
+    assert "bicycle" in [c.name for c in Project.open(project.root).classes]
+    assert dock.rename_class(class_id=0, name="street")
+    assert window.workspace.project.classes.by_id(0).name == "street"
+    assert "street" in dock.list.item(0).text()
+
+
+def test_bad_project_and_bad_image_keep_the_app_running(window: MainWindow, make_project, tmp_path) -> None:
+    assert not window.open_project(tmp_path / "nothing-here")
+    assert window.errors and "not a segstudio project" in window.errors[0]
+    assert window.stack.currentWidget() is window.welcome
+    project = make_project()
+    project.image_path("img01").write_bytes(b"garbage")
+    window.open_project(project.root)
+    window.commands["next_image"].trigger()
+    assert window.workspace.session.current_id == "img00"
+    assert "img01" in window.status.currentMessage()
+
+
+def test_every_action_has_a_menu_and_f1_sheet_lists_shortcuts(window: MainWindow) -> None:
+    in_menus = {a for menu in window.menuBar().actions() for a in menu.menu().actions()}
+    for name, action in window.commands:
+        assert action in in_menus, name
+    window.commands["shortcuts"].trigger()
+    sheet = window.workspace._sheet
+    assert sheet is not None and sheet.isVisible()
+    texts = {sheet.table.item(r, 2).text() for r in range(sheet.table.rowCount())}
+    assert "F1" in texts and any("Ctrl+Z" in t for t in texts)
+
+
+def test_geometry_and_recent_projects_persist(qtbot, window: MainWindow, make_project) -> None:
+    project = make_project()
+    window.open_project(project.root)
+    window.resize(700, 520)  # inside the offscreen screen, which restoreGeometry clamps to
+    window.close()
+    again = MainWindow(AppSettings())
+    qtbot.addWidget(again)
+    assert again.height() == 520  # the width is held up by the docks' minimum sizes
+    assert again.settings.recent_projects() == [project.root.resolve()]
