@@ -17,7 +17,8 @@ from functools import lru_cache
 import cv2
 import numpy as np
 
-from segstudio.core.errors import MaskError, ToolError
+from segstudio.core import grabcut
+from segstudio.core.errors import MaskError
 from segstudio.core.mask_document import MaskDocument
 from segstudio.core.region import EMPTY, Region
 
@@ -26,8 +27,6 @@ Point = tuple[float, float]
 # A long segment is painted as capsules of at most this many pixels (or 2 radii) each,
 # so the work follows the painted area, not the segment's bounding box.
 SEGMENT_CHUNK = 64
-# GrabCut runs on a downscaled crop above this many pixels (its cost grows with area).
-GRABCUT_MAX_PIXELS = 1_000_000
 
 
 # -- shapes --------------------------------------------------------------------------------
@@ -95,6 +94,19 @@ def _paint(
     if protect:
         where = where & (doc.mask[clipped.slices] == doc.classes.unlabeled_id)
     return doc.write(clipped, value, where)
+
+
+def apply_selection(
+    doc: MaskDocument,
+    label: str,
+    selection: grabcut.Selection | None,
+    value: int,
+    protect: bool = False,
+) -> Region:
+    """Paint a computed selection (e.g. from a worker thread) as one undoable step."""
+    if selection is None:
+        return EMPTY
+    return _one_shot(doc, label, selection.region, selection.where, value, protect)
 
 
 def _one_shot(
@@ -274,6 +286,23 @@ def _check_image(image: np.ndarray, doc: MaskDocument) -> np.ndarray:
     return image
 
 
+def magic_wand_select(
+    image: np.ndarray, x: float, y: float, tolerance: float
+) -> grabcut.Selection | None:
+    """The 8-connected pixels whose colour is within `tolerance` (per channel, in image
+    units) of the colour under (x, y); compared with the seed, not with neighbours, so the
+    selection does not creep along gradients. None outside the image. Thread-safe."""
+    height, width = image.shape[:2]
+    pixel = _pixel(x, y)
+    if pixel is None or not (0 <= pixel[0] < width and 0 <= pixel[1] < height):
+        return None
+    if image.dtype not in (np.uint8, np.float32):
+        image = image.astype(np.float32)
+    image = np.require(image, requirements=["C", "W"])  # OpenCV needs it writable; reads only
+    region, where = _flood(image, pixel, 8 | cv2.FLOODFILL_FIXED_RANGE, max(0.0, float(tolerance)))
+    return grabcut.Selection(region, where)
+
+
 def magic_wand(
     doc: MaskDocument,
     image: np.ndarray,
@@ -284,19 +313,9 @@ def magic_wand(
     protect: bool = False,
     label: str = "Magic wand",
 ) -> Region:
-    """Fill the 8-connected pixels whose colour is within `tolerance` (per channel, image
-    units) of the colour under (x, y) - compared with the seed, so it does not creep along
-    gradients - as one step."""
-    image = _check_image(image, doc)
-    pixel = _pixel(x, y)
-    height, width = doc.shape
-    if pixel is None or not (0 <= pixel[0] < width and 0 <= pixel[1] < height):
-        return EMPTY
-    if image.dtype not in (np.uint8, np.float32):
-        image = image.astype(np.float32)
-    image = np.require(image, requirements=["C", "W"])  # OpenCV needs it writable; reads only
-    region, where = _flood(image, pixel, 8 | cv2.FLOODFILL_FIXED_RANGE, max(0.0, float(tolerance)))
-    return _one_shot(doc, label, region, where, value, protect)
+    """Fill what magic_wand_select picks on `image` from (x, y), as one step."""
+    selection = magic_wand_select(_check_image(image, doc), x, y, tolerance)
+    return apply_selection(doc, label, selection, value, protect)
 
 
 def polygon_fill(
@@ -333,67 +352,6 @@ def polygon_fill(
 
 
 # -- GrabCut -------------------------------------------------------------------------------
-def _rgb8(image: np.ndarray) -> np.ndarray:
-    if image.ndim == 2:
-        image = np.repeat(image[:, :, None], 3, axis=2)
-    if image.dtype != np.uint8:
-        top = float(image.max()) if image.size else 1.0
-        scale = 255.0 / top if top > 255 else 1.0
-        image = np.clip(image.astype(np.float32) * scale, 0, 255).astype(np.uint8)
-    return np.ascontiguousarray(image)
-
-
-def _normalise_box(box: Sequence[float]) -> Region:
-    x0, y0, x1, y1 = (float(v) for v in box)
-    if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
-        return EMPTY
-    return Region(
-        math.floor(min(y0, y1)),
-        math.floor(min(x0, x1)),
-        math.ceil(max(y0, y1)),
-        math.ceil(max(x0, x1)),
-    )
-
-
-def _grabcut_frame(crop: Region) -> float:
-    """Scale at which GrabCut works on this crop (1.0, or less for big crops)."""
-    return min(1.0, math.sqrt(GRABCUT_MAX_PIXELS / max(1, crop.area)))
-
-
-def _run_grabcut(
-    image: np.ndarray,
-    crop: Region,
-    scale: float,
-    gc_mask: np.ndarray,
-    rect: tuple[int, int, int, int] | None,
-    iterations: int,
-) -> np.ndarray:
-    """GrabCut on the (scaled) crop; returns the foreground as a bool array at crop size."""
-    patch = _rgb8(image[crop.slices])
-    if scale < 1.0:
-        patch = cv2.resize(
-            patch, (gc_mask.shape[1], gc_mask.shape[0]), interpolation=cv2.INTER_AREA
-        )
-    bgd = np.zeros((1, 65), np.float64)
-    fgd = np.zeros((1, 65), np.float64)
-    mode = cv2.GC_INIT_WITH_RECT if rect is not None else cv2.GC_INIT_WITH_MASK
-    try:
-        cv2.grabCut(patch, gc_mask, rect, bgd, fgd, max(1, int(iterations)), mode)
-    except cv2.error as exc:
-        raise ToolError(
-            "GrabCut needs both object and background pixels; draw a box with some background "
-            "around the object, or add background scribbles"
-        ) from exc
-    fg = ((gc_mask == cv2.GC_FGD) | (gc_mask == cv2.GC_PR_FGD)).astype(np.uint8)
-    if scale < 1.0:
-        fg = cv2.resize(fg, (crop.width, crop.height), interpolation=cv2.INTER_NEAREST)
-    return fg.view(bool)
-
-
-def _scaled_shape(crop: Region, scale: float) -> tuple[int, int]:
-    return max(1, round(crop.height * scale)), max(1, round(crop.width * scale))
-
-
 def grabcut_box(
     doc: MaskDocument,
     image: np.ndarray,
@@ -404,45 +362,12 @@ def grabcut_box(
     label: str = "GrabCut",
     margin: int | None = None,
 ) -> Region:
-    """Segment the object inside box (x0, y0, x1, y1) with GrabCut and fill it, one step.
+    """Fill the object GrabCut finds inside box (x0, y0, x1, y1), as one step.
 
-    Works on a crop around the box (the box plus `margin`, default a quarter of its size)
-    so the cost follows the box, not the image.
+    See grabcut.box_selection (run that on a worker thread for big boxes).
     """
-    image = _check_image(image, doc)
-    inner = _normalise_box(box).clip(*doc.shape)
-    if inner.height < 2 or inner.width < 2:
-        return EMPTY
-    pad = margin if margin is not None else max(16, max(inner.height, inner.width) // 4)
-    crop = inner.padded(pad).clip(*doc.shape)
-    scale = _grabcut_frame(crop)
-    shape = _scaled_shape(crop, scale)
-    local = inner.shifted(-crop.y0, -crop.x0)
-    rx0, ry0 = int(local.x0 * scale), int(local.y0 * scale)
-    rx1 = max(rx0 + 1, min(shape[1], round(local.x1 * scale)))
-    ry1 = max(ry0 + 1, min(shape[0], round(local.y1 * scale)))
-    if (rx0, ry0, rx1, ry1) == (0, 0, shape[1], shape[0]):
-        # A box over the whole image leaves no background sample; take its rim as one.
-        rx0, ry0, rx1, ry1 = 1, 1, max(2, rx1 - 1), max(2, ry1 - 1)
-    gc_mask = np.zeros(shape, np.uint8)
-    fg = _run_grabcut(image, crop, scale, gc_mask, (rx0, ry0, rx1 - rx0, ry1 - ry0), iterations)
-    return _one_shot(doc, label, crop, fg, value, protect)
-
-
-def _scribble_lines(points: Sequence) -> list[np.ndarray]:
-    """Scribbles as float (N, 2) polylines: a sequence of (x, y) points is one dot each, a
-    sequence of point sequences is one polyline each."""
-    lines: list[np.ndarray] = []
-    for item in points:
-        arr = np.asarray(item, dtype=np.float64)
-        if arr.ndim == 1 and arr.shape == (2,):
-            arr = arr[None, :]
-        if arr.ndim != 2 or arr.shape[1] != 2:
-            raise ToolError("scribbles must be (x, y) points or lists of (x, y) points")
-        arr = arr[np.isfinite(arr).all(axis=1)]
-        if len(arr):
-            lines.append(arr)
-    return lines
+    selection = grabcut.box_selection(_check_image(image, doc), box, iterations, margin)
+    return apply_selection(doc, label, selection, value, protect)
 
 
 def grabcut_scribbles(
@@ -457,57 +382,11 @@ def grabcut_scribbles(
     label: str = "GrabCut",
     scribble_radius: int = 3,
 ) -> Region:
-    """GrabCut seeded by object (fg) and background (bg) scribbles, optionally within a box.
+    """Fill the object GrabCut finds from fg/bg scribbles (and an optional box), one step.
 
-    Scribbled pixels are certain; with a box, outside it is certain background and inside
-    probable object; without one, GrabCut works on a crop around the scribbles whose
-    unscribbled pixels start as probable object (and whose rim is background when there
-    are no background scribbles). Points are dots of `scribble_radius`; a list of point
-    lists draws polylines. Fills the foreground as one step.
+    See grabcut.scribble_selection for how scribbles and the box seed it.
     """
-    image = _check_image(image, doc)
-    fg_lines, bg_lines = _scribble_lines(fg_points), _scribble_lines(bg_points)
-    inner = _normalise_box(box).clip(*doc.shape) if box is not None else EMPTY
-    if not fg_lines and inner.empty:
-        return EMPTY
-    if inner.empty:
-        allpts = np.concatenate(fg_lines + bg_lines)
-        span = Region(
-            math.floor(allpts[:, 1].min()),
-            math.floor(allpts[:, 0].min()),
-            math.floor(allpts[:, 1].max()) + 1,
-            math.floor(allpts[:, 0].max()) + 1,
-        )
-        pad = max(16, max(span.height, span.width) // 2)
-    else:
-        span = inner
-        pad = max(16, max(span.height, span.width) // 4)
-    crop = span.padded(pad).clip(*doc.shape)
-    if crop.empty:
-        return EMPTY
-    scale = _grabcut_frame(crop)
-    shape = _scaled_shape(crop, scale)
-    if inner.empty:
-        # Unscribbled pixels start as probable object: GrabCut then gives to the
-        # background whatever resembles the background scribbles (or the crop's rim).
-        gc_mask = np.full(shape, cv2.GC_PR_FGD, np.uint8)
-        if not bg_lines:
-            gc_mask[[0, -1], :] = cv2.GC_BGD
-            gc_mask[:, [0, -1]] = cv2.GC_BGD
-    else:
-        gc_mask = np.full(shape, cv2.GC_BGD, np.uint8)
-        local = inner.shifted(-crop.y0, -crop.x0)
-        gc_mask[
-            int(local.y0 * scale) : max(int(local.y0 * scale) + 1, round(local.y1 * scale)),
-            int(local.x0 * scale) : max(int(local.x0 * scale) + 1, round(local.x1 * scale)),
-        ] = cv2.GC_PR_FGD
-    thickness = max(1, round(2 * scribble_radius * scale) + 1)
-    for lines, code in ((bg_lines, cv2.GC_BGD), (fg_lines, cv2.GC_FGD)):
-        for line in lines:
-            pts = np.floor((line - [crop.x0, crop.y0]) * scale).astype(np.int32).reshape(-1, 1, 2)
-            if len(pts) == 1:
-                cv2.circle(gc_mask, tuple(int(v) for v in pts[0, 0]), thickness // 2, int(code), -1)
-            else:
-                cv2.polylines(gc_mask, [pts], False, int(code), thickness)
-    fg = _run_grabcut(image, crop, scale, gc_mask, None, iterations)
-    return _one_shot(doc, label, crop, fg, value, protect)
+    selection = grabcut.scribble_selection(
+        _check_image(image, doc), fg_points, bg_points, box, iterations, scribble_radius
+    )
+    return apply_selection(doc, label, selection, value, protect)

@@ -5,12 +5,13 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 
 import cv2
 import numpy as np
 import pytest
 
-from segstudio.core import tools
+from segstudio.core import grabcut, tools
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import MaskError
 from segstudio.core.mask_document import MaskDocument
@@ -375,8 +376,24 @@ def test_grabcut_scribbles_recover_the_object() -> None:
 
 
 def test_grabcut_downscales_big_crops(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(tools, "GRABCUT_MAX_PIXELS", 4000)
+    monkeypatch.setattr(grabcut, "MAX_PIXELS", 4000)
     image, obj = object_image(4)
     doc = new_doc(160, 200)
     tools.grabcut_box(doc, image, (30, 30, 160, 140), 5)
     assert iou(doc.mask == 5, obj) > 0.85
+
+
+def test_selections_computed_off_thread_apply_as_one_edit() -> None:
+    image, obj = object_image(5)
+    rgba = np.dstack([image, np.full(obj.shape, 255, np.uint8)])
+    with ThreadPoolExecutor(2) as pool:
+        box_future = pool.submit(grabcut.box_selection, rgba, (30, 30, 160, 140))
+        wand_future = pool.submit(tools.magic_wand_select, image, 95.5, 85.5, 60)
+    doc = new_doc(160, 200)
+    tools.apply_selection(doc, "GrabCut", box_future.result(), 5)
+    assert iou(doc.mask == 5, obj) > 0.9 and doc.undo_label == "GrabCut"
+    doc.undo()
+    tools.apply_selection(doc, "Wand", wand_future.result(), 4)
+    assert iou(doc.mask == 4, obj) > 0.9
+    assert tools.apply_selection(doc, "Nothing", None, 3) == EMPTY
+    assert tools.magic_wand_select(image, -1, 5, 10) is None
