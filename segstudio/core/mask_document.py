@@ -107,10 +107,13 @@ class MaskDocument:
         return self._stroke_label is not None
 
     def mark_saved(self) -> None:
-        """Call after the mask was written to disk; undoing back here clears `dirty` again."""
-        if self._stroke_changed:
-            self.end_stroke()
-        self._saved_state = self._state
+        """Call after the mask was written to disk; undoing back here clears `dirty` again.
+
+        Saved in the middle of a stroke (an autosave while the button is held), the file
+        holds a state no history step will reproduce, so the document stays dirty until
+        the next save; the stroke itself goes on undisturbed.
+        """
+        self._saved_state = new_state_id() if self._stroke_changed else self._state
 
     def set_classes(self, classes: ClassTable) -> None:
         """Replace the class table (the mask is unchanged; views recolour themselves)."""
@@ -176,6 +179,8 @@ class MaskDocument:
                 values = values[crop]
             if where is not None:
                 where = where[crop]
+        if where is not None and where.dtype != np.bool_:
+            where = where.astype(bool)
         target = self._data[clipped.slices]
         changed = target != values
         if where is not None:

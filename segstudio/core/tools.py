@@ -30,24 +30,39 @@ SEGMENT_CHUNK = 64
 
 
 # -- shapes --------------------------------------------------------------------------------
-@lru_cache(maxsize=256)
+# Disks up to this radius are cached (a few MB at most); bigger ones are rare and built anew.
+MAX_CACHED_RADIUS = 512
+
+
 def disk_offsets(radius: int) -> tuple[np.ndarray, np.ndarray]:
     """(dy, dx) offsets of the pixels of a disk: dx^2 + dy^2 <= radius^2 (radius 0: one pixel)."""
-    ys, xs = np.nonzero(disk_mask(radius))
-    dy, dx = ys - radius, xs - radius
+    r = max(0, int(radius))
+    return _cached_offsets(r) if r <= MAX_CACHED_RADIUS else _make_offsets(r)
+
+
+def disk_mask(radius: int) -> np.ndarray:
+    """A (2r+1, 2r+1) bool disk centred on the middle pixel, read-only (it is shared)."""
+    r = max(0, int(radius))
+    return _cached_disk(r) if r <= MAX_CACHED_RADIUS else _make_disk(r)
+
+
+def _make_disk(r: int) -> np.ndarray:
+    yy, xx = np.ogrid[-r : r + 1, -r : r + 1]
+    disk = (xx * xx + yy * yy) <= r * r
+    disk.flags.writeable = False
+    return disk
+
+
+def _make_offsets(r: int) -> tuple[np.ndarray, np.ndarray]:
+    ys, xs = np.nonzero(disk_mask(r))
+    dy, dx = ys - r, xs - r
     dy.flags.writeable = False
     dx.flags.writeable = False
     return dy, dx
 
 
-@lru_cache(maxsize=256)
-def disk_mask(radius: int) -> np.ndarray:
-    """A (2r+1, 2r+1) bool disk centred on the middle pixel, read-only (it is shared)."""
-    r = max(0, int(radius))
-    yy, xx = np.ogrid[-r : r + 1, -r : r + 1]
-    disk = (xx * xx + yy * yy) <= r * r
-    disk.flags.writeable = False
-    return disk
+_cached_disk = lru_cache(maxsize=64)(_make_disk)
+_cached_offsets = lru_cache(maxsize=64)(_make_offsets)
 
 
 def capsule_mask(

@@ -143,6 +143,23 @@ def test_dirty_and_revision_follow_saves_and_undo() -> None:
     assert doc.dirty
 
 
+def test_save_in_the_middle_of_a_stroke_does_not_break_it() -> None:
+    doc = MaskDocument(np.zeros((32, 32), np.uint8), CLASSES, tile=8)
+    doc.begin_stroke("Brush")
+    tools.dab(doc, 5, 5, 2, 3)
+    doc.mark_saved()  # e.g. an autosave timer while the button is held
+    assert doc.in_stroke and doc.dirty
+    tools.dab(doc, 20, 20, 2, 3)  # the stroke goes on
+    assert doc.end_stroke() and doc.dirty
+    doc.mark_saved()
+    assert not doc.dirty
+    doc.undo()
+    assert doc.dirty and not doc.mask.any()
+    # A where mask of 0/1 integers works like a bool one.
+    doc.apply_edit("Fill", Region(0, 0, 4, 4), 2, np.eye(4, dtype=np.uint8))
+    assert np.array_equal(doc.mask[:4, :4], 2 * np.eye(4, dtype=np.uint8))
+
+
 def test_labels_and_open_stroke_are_committed_by_undo() -> None:
     doc = MaskDocument(np.zeros((32, 32), np.uint8), CLASSES, tile=8)
     doc.apply_edit("Fill", Region(0, 0, 4, 4), 1)
