@@ -20,6 +20,7 @@ from segstudio.ui.resources import app_icon
 from segstudio.ui.settings import AppSettings
 from segstudio.ui.status_bar import StatusBar
 from segstudio.ui.tool_bar import ToolBar
+from segstudio.ui.training.dock import install_training
 from segstudio.ui.welcome import WelcomeScreen
 from segstudio.ui.workspace import Workspace
 
@@ -52,6 +53,8 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.classes_dock)
         self.resizeDocks([self.dataset_dock, self.classes_dock], [290, 230], Qt.Orientation.Horizontal)
         self.workspace = Workspace(self)
+        # Training dock and menu (issue #5; the code lives in segstudio/ui/training).
+        self.training = install_training(self)
         self._connect()
         self._restore_layout()
         self.workspace.show_welcome()
@@ -115,6 +118,9 @@ class MainWindow(QMainWindow):
         return self.workspace.open_project(path)
 
     def closeEvent(self, event: QCloseEvent) -> None:
+        if not self.training.confirm_close():  # a run is going and the user kept it
+            event.ignore()
+            return
         if not self.workspace.close_project(show_welcome=False):
             event.ignore()
             return

@@ -1,0 +1,155 @@
+"""Small pyqtgraph pieces shared by the live dashboard and the runs history: epoch curves,
+grouped horizontal per-class bars, and a sortable per-class table (worst classes first)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pyqtgraph as pg
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHeaderView,
+    QTableWidget,
+    QTableWidgetItem,
+    QWidget,
+)
+
+# Colour-blind-safe (Okabe-Ito) colours, in the order series are added.
+SERIES_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
+
+pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
+
+
+def make_plot(title: str, y_label: str, y_range: tuple[float, float] | None = None,
+              parent: QWidget | None = None) -> pg.PlotWidget:
+    plot = pg.PlotWidget(parent=parent)
+    plot.setTitle(title, size="10pt")
+    plot.setLabel("bottom", "epoch")
+    plot.setLabel("left", y_label)
+    plot.showGrid(x=True, y=True, alpha=0.25)
+    plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+    plot.setMouseEnabled(x=False, y=False)
+    plot.setMenuEnabled(False)
+    plot.getPlotItem().hideButtons()
+    if y_range is not None:
+        plot.setYRange(*y_range, padding=0.02)
+    plot.setMinimumHeight(150)
+    return plot
+
+
+def set_epoch_ticks(plot: pg.PlotWidget, last_epoch: int) -> None:
+    """Whole-number epoch ticks (about ten at most), never 1.2, 1.4..."""
+    step = max(1, math.ceil(max(1, last_epoch) / 10))
+    plot.getAxis("bottom").setTickSpacing(step, step)
+    plot.setXRange(0.8, max(2, last_epoch) + 0.2, padding=0)
+
+
+def add_curve(plot: pg.PlotWidget, name: str, index: int, dashed: bool = False) -> pg.PlotDataItem:
+    color = SERIES_COLORS[index % len(SERIES_COLORS)]
+    style = Qt.PenStyle.DashLine if dashed else Qt.PenStyle.SolidLine
+    pen = pg.mkPen(color=color, width=2, style=style)
+    return plot.plot([], [], pen=pen, name=name, symbol="o", symbolSize=5, symbolBrush=color,
+                     symbolPen=None)
+
+
+def set_series(curve: pg.PlotDataItem, points: Sequence[tuple[int, float | None]]) -> None:
+    """Set (epoch, value) points, skipping undefined values."""
+    xs = [float(x) for x, y in points if y is not None]
+    ys = [float(y) for _, y in points if y is not None]
+    curve.setData(xs, ys)
+
+
+class ClassBars(pg.PlotWidget):
+    """Grouped horizontal bars: one row per class (names on the left), one bar per series."""
+
+    def __init__(self, title: str, parent: QWidget | None = None) -> None:
+        super().__init__(parent=parent)
+        self.setTitle(title, size="10pt")
+        self.setMouseEnabled(x=False, y=False)
+        self.setMenuEnabled(False)
+        self.getPlotItem().hideButtons()
+        self.showGrid(x=True, y=False, alpha=0.25)
+        self.setXRange(0, 1, padding=0.02)
+        self.getAxis("left").setStyle(tickFont=QFont(self.font().family(), 8))
+        self.legend = self.addLegend(offset=(-8, 8), labelTextSize="8pt")
+        self._items: list[pg.BarGraphItem] = []
+        self.setMinimumHeight(160)
+
+    def set_values(self, classes: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]]) -> None:
+        """`classes` top to bottom; `series` is [(name, value per class)] (None: no bar)."""
+        for item in self._items:
+            self.removeItem(item)
+        self._items.clear()
+        if self.legend is not None:
+            self.legend.clear()
+        count = max(1, len(series))
+        height = 0.8 / count
+        rows = len(classes)
+        for index, (name, values) in enumerate(series):
+            color = SERIES_COLORS[index % len(SERIES_COLORS)]
+            ys, widths = [], []
+            for row, value in enumerate(values):
+                if value is None:
+                    continue
+                # Row 0 at the top: y runs downwards from rows-1.
+                ys.append(rows - 1 - row - 0.4 + height * (index + 0.5))
+                widths.append(float(value))
+            item = pg.BarGraphItem(x0=[0.0] * len(ys), y=ys, height=height * 0.9, width=widths,
+                                   brush=QColor(color), pen=pg.mkPen(None), name=name)
+            self.addItem(item)  # the legend picks up the named item itself
+            self._items.append(item)
+        self.getAxis("left").setTicks([[(rows - 1 - row, name) for row, name in enumerate(classes)]])
+        self.setYRange(-0.6, rows - 0.4, padding=0)
+        self.setXRange(0, 1, padding=0.02)
+
+
+class _Number(QTableWidgetItem):
+    """A table cell that sorts by number, with undefined values last."""
+
+    def __init__(self, value: float | None) -> None:
+        super().__init__("n/a" if value is None else f"{value:.3f}")
+        self.value = value
+        self.setTextAlignment(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+
+    def __lt__(self, other: QTableWidgetItem) -> bool:
+        mine = self.value if self.value is not None else float("inf")
+        theirs = getattr(other, "value", None)
+        return mine < (theirs if theirs is not None else float("inf"))
+
+
+class ClassTable(QTableWidget):
+    """Per-class figures; sortable by any column, sorted by the first figure (worst first)."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(0, 1, parent)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.verticalHeader().setVisible(False)
+        self.setAlternatingRowColors(True)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+
+    def set_rows(self, columns: Sequence[str], rows: dict[str, Sequence[float | None]]) -> None:
+        self.setSortingEnabled(False)
+        self.clear()
+        self.setColumnCount(1 + len(columns))
+        self.setHorizontalHeaderLabels(["class", *columns])
+        self.setRowCount(len(rows))
+        for row, (name, values) in enumerate(rows.items()):
+            self.setItem(row, 0, QTableWidgetItem(name))
+            for column, value in enumerate(values):
+                self.setItem(row, column + 1, _Number(value))
+        self.horizontalHeader().setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
+        self.setSortingEnabled(True)
+        if columns:
+            self.sortItems(1, Qt.SortOrder.AscendingOrder)
+
+    def column_values(self, column: int) -> list[str]:
+        return [self.item(row, column).text() for row in range(self.rowCount())]
+
+
+def worst_first(values: dict[str, float | None]) -> list[str]:
+    """Class names ordered by value, lowest first, undefined last."""
+    return sorted(values, key=lambda name: (values[name] is None, values[name] or 0.0))

@@ -1,0 +1,239 @@
+"""The training child process: a QProcess running `segstudio train ... --events jsonl`.
+
+Its stdout is one JSON event per line (engine/events.py); lines are split as bytes arrive
+and each parsed event is emitted on the UI thread. A line that is not an event (a stray
+print, a torn write) becomes a warning, never an exception. Stderr is kept as a short tail
+so that a worker that dies (killed, CUDA error, out of memory) can be explained.
+
+Stop is graceful first (SIGTERM: the trainer finishes its step, saves a checkpoint and
+reports `stopped`); asking again kills the process.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections import deque
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
+
+FINAL_EVENTS = ("run_finished", "stopped", "error")
+STDERR_TAIL_LINES = 60
+MAX_LINE_BYTES = 4 * 2**20  # a "line" longer than this is garbage, not an event
+
+
+def parse_event_line(line: bytes | str) -> dict[str, Any]:
+    """One stdout line -> an event dict. Anything that is not a JSON object with an `event`
+    field comes back as a `warning` event quoting the line, so the dashboard shows it."""
+    text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
+    text = text.strip()
+    try:
+        value = json.loads(text)
+    except ValueError:
+        value = None
+    if isinstance(value, dict) and isinstance(value.get("event"), str):
+        return value
+    shown = text if len(text) <= 200 else text[:200] + "..."
+    return {"event": "warning", "message": f"unexpected output from the training process: {shown}",
+            "malformed": True}
+
+
+class LineSplitter:
+    """Bytes in, complete lines out; a partial last line waits for the rest."""
+
+    def __init__(self) -> None:
+        self._pending = b""
+
+    def feed(self, data: bytes) -> list[bytes]:
+        self._pending += data
+        *lines, self._pending = self._pending.split(b"\n")
+        if len(self._pending) > MAX_LINE_BYTES:
+            lines.append(self._pending)
+            self._pending = b""
+        return [line for line in lines if line.strip()]
+
+    def flush(self) -> list[bytes]:
+        rest, self._pending = self._pending, b""
+        return [rest] if rest.strip() else []
+
+
+class TrainingProcess(QObject):
+    """One training child at a time. Signals arrive on the UI thread."""
+
+    event_received = Signal(dict)
+    started = Signal()
+    finished = Signal(dict)  # the final event (synthesised as `error` when the worker died)
+    state_changed = Signal(str)  # idle / running / stopping / killing
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._process: QProcess | None = None
+        self._stdout = LineSplitter()
+        self._stderr = LineSplitter()
+        self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
+        self.final_event: dict[str, Any] | None = None
+        self.last_checkpoint: str | None = None
+        self.run_dir: str | None = None
+        self.command: list[str] = []
+        self._state = "idle"
+        self.nice = 10  # the UI process keeps priority on a shared CPU
+
+    # -- state ------------------------------------------------------------------------------
+    @property
+    def state(self) -> str:
+        return self._state
+
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.state() != QProcess.ProcessState.NotRunning
+
+    def pid(self) -> int | None:
+        return int(self._process.processId()) if self.is_running() and self._process is not None else None
+
+    def _set_state(self, state: str) -> None:
+        if state != self._state:
+            self._state = state
+            self.state_changed.emit(state)
+
+    # -- start / stop -------------------------------------------------------------------------
+    def start(self, command: Sequence[str], workdir: Path | None = None,
+              env: dict[str, str] | None = None) -> None:
+        if self.is_running():
+            raise RuntimeError("a training run is already going")
+        self.command = list(command)
+        self.final_event = None
+        self.last_checkpoint = None
+        self.run_dir = None
+        self.stderr_tail.clear()
+        self._stdout, self._stderr = LineSplitter(), LineSplitter()
+        process = QProcess(self)
+        environment = QProcessEnvironment.systemEnvironment()
+        environment.insert("PYTHONUNBUFFERED", "1")
+        environment.insert("PYTHONIOENCODING", "utf-8")
+        # The child runs this checkout of segstudio even when it is not installed.
+        package_root = str(Path(__file__).resolve().parents[3])
+        existing = environment.value("PYTHONPATH", "")
+        environment.insert("PYTHONPATH", package_root + (os.pathsep + existing if existing else ""))
+        for key, value in (env or {}).items():
+            environment.insert(key, value)
+        process.setProcessEnvironment(environment)
+        if workdir is not None:
+            process.setWorkingDirectory(str(workdir))
+        process.readyReadStandardOutput.connect(self._on_process_stdout)
+        process.readyReadStandardError.connect(self._on_process_stderr)
+        process.finished.connect(self._on_process_finished)
+        process.errorOccurred.connect(self._on_process_error)
+        process.started.connect(self._on_process_started)
+        self._process = process
+        self._set_state("running")
+        process.start(self.command[0], self.command[1:])
+
+    def stop(self) -> str:
+        """First call: ask for a graceful stop; a second call kills. Returns what was done."""
+        if not self.is_running() or self._process is None:
+            return "idle"
+        if self._state == "running":
+            self._set_state("stopping")
+            if sys.platform == "win32":
+                # QProcess.terminate posts WM_CLOSE, which a console child ignores: killing is
+                # the only stop there; the last periodic checkpoint is kept.
+                self._process.kill()
+                self._set_state("killing")
+                return "killed"
+            self._process.terminate()
+            return "stopping"
+        self._set_state("killing")
+        self._process.kill()
+        return "killed"
+
+    def kill(self) -> None:
+        if self.is_running() and self._process is not None:
+            self._set_state("killing")
+            self._process.kill()
+
+    def wait(self, msecs: int) -> bool:
+        return self._process is None or self._process.waitForFinished(msecs)
+
+    # -- process signals ----------------------------------------------------------------------
+    def _on_process_started(self) -> None:
+        pid = self.pid()
+        if pid and hasattr(os, "setpriority"):
+            try:
+                os.setpriority(os.PRIO_PROCESS, pid, self.nice)
+            except OSError:  # not permitted here: train at normal priority
+                pass
+        self.started.emit()
+
+    def _on_process_stdout(self) -> None:
+        if self._process is None:
+            return
+        for line in self._stdout.feed(bytes(self._process.readAllStandardOutput().data())):
+            self._dispatch(parse_event_line(line))
+
+    def _on_process_stderr(self) -> None:
+        if self._process is None:
+            return
+        for line in self._stderr.feed(bytes(self._process.readAllStandardError().data())):
+            self.stderr_tail.append(line.decode("utf-8", errors="replace").rstrip())
+
+    def _dispatch(self, event: dict[str, Any]) -> None:
+        kind = event.get("event")
+        if kind == "run_started":
+            self.run_dir = event.get("run_dir")
+        elif kind == "checkpoint" and event.get("kind") == "last":
+            self.last_checkpoint = event.get("path")
+        elif kind == "stopped":
+            self.last_checkpoint = event.get("checkpoint") or self.last_checkpoint
+        if kind in FINAL_EVENTS and self.final_event is None:
+            self.final_event = event
+        self.event_received.emit(event)
+
+    def _on_process_error(self, error: QProcess.ProcessError) -> None:
+        if error == QProcess.ProcessError.FailedToStart:
+            self._finish({"event": "error", "message": f"could not start the training process "
+                                                       f"({self.command[0]}): {self._process_error_text()}"})
+
+    def _process_error_text(self) -> str:
+        return self._process.errorString() if self._process is not None else "unknown error"
+
+    def _on_process_finished(self, exit_code: int, exit_status: QProcess.ExitStatus) -> None:
+        if self._process is None:
+            return
+        self._on_process_stdout()
+        self._on_process_stderr()
+        for line in self._stdout.flush():
+            self._dispatch(parse_event_line(line))
+        for line in self._stderr.flush():
+            self.stderr_tail.append(line.decode("utf-8", errors="replace").rstrip())
+        if self.final_event is not None:
+            final = dict(self.final_event)
+        else:
+            final = {"event": "error", "message": self._death_message(exit_code, exit_status), "died": True}
+            self.event_received.emit(final)
+        final["exit_code"] = exit_code
+        self._finish(final)
+
+    def _death_message(self, exit_code: int, exit_status: QProcess.ExitStatus) -> str:
+        crashed = exit_status == QProcess.ExitStatus.CrashExit
+        if self._state == "killing":
+            what = "The training process was killed on request."
+        elif crashed:
+            what = "The training process died (killed by the system, perhaps out of memory, or a crash)."
+        else:
+            what = f"The training process ended with exit code {exit_code} without finishing its run."
+        tail = [line for line in self.stderr_tail if line.strip()][-3:]
+        detail = ("\nLast output:\n" + "\n".join(tail)) if tail else ""
+        checkpoint = (f"\nThe last checkpoint is kept: {self.last_checkpoint} (Resume continues from it)."
+                      if self.last_checkpoint else "\nNo checkpoint had been written yet.")
+        return what + checkpoint + detail + "\nYour annotations are not affected."
+
+    def _finish(self, final: dict[str, Any]) -> None:
+        process, self._process = self._process, None
+        if process is not None:
+            process.deleteLater()
+        self.final_event = final
+        self._set_state("idle")
+        self.finished.emit(final)

@@ -1,0 +1,287 @@
+"""The project's runs history: a table of runs; for the selected runs (one, or several to
+compare) their curves, per-class IoU side by side, settings and data snapshots; resume a
+stopped run; make a run's best model the project's active model."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from PySide6.QtCore import Qt, QUrl, Signal
+from PySide6.QtGui import QDesktopServices, QFont
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QHBoxLayout,
+    QHeaderView,
+    QLabel,
+    QPushButton,
+    QSplitter,
+    QTableWidget,
+    QTableWidgetItem,
+    QTabWidget,
+    QVBoxLayout,
+    QWidget,
+)
+
+from segstudio.core.project import Project
+from segstudio.core.runs import RunInfo, active_model, list_runs, set_active_model
+from segstudio.ui.training.plots import (
+    ClassBars,
+    ClassTable,
+    add_curve,
+    make_plot,
+    set_epoch_ticks,
+    set_series,
+    worst_first,
+)
+
+COLUMNS = ("run", "model", "status", "epochs", "best mIoU", "images (train/val)", "device", "started")
+SETTINGS_SHOWN = ("arch", "encoder", "pretrained", "epochs", "batch_size", "crop_size", "lr", "schedule", "loss",
+                  "augment", "class_weights", "amp", "device", "patience", "seed")
+
+
+class RunsView(QWidget):
+    resume_requested = Signal(str)  # run id
+    active_model_changed = Signal(str)  # model folder ("" when cleared)
+    message = Signal(str)
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.project: Project | None = None
+        self.runs: list[RunInfo] = []
+        self.busy = False  # a run is training: no resume meanwhile
+        self.table = QTableWidget(0, len(COLUMNS))
+        self.table.setHorizontalHeaderLabels(list(COLUMNS))
+        self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.verticalHeader().setVisible(False)
+        self.table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
+        self.refresh_button = QPushButton("Refresh")
+        self.resume_button = QPushButton("Resume")
+        self.resume_button.setToolTip("Continue the selected stopped run from its last checkpoint")
+        self.active_button = QPushButton("Make active model")
+        self.active_button.setToolTip("Use this run's best model to pre-label images")
+        self.folder_button = QPushButton("Open folder")
+        self.refresh_button.clicked.connect(self.refresh)
+        self.resume_button.clicked.connect(self._on_resume_clicked)
+        self.active_button.clicked.connect(self._on_active_clicked)
+        self.folder_button.clicked.connect(self._on_folder_clicked)
+        self.hint = QLabel("Select a run to see it; select two (Ctrl+click) to compare them.")
+        self.hint.setWordWrap(True)
+        buttons = QHBoxLayout()
+        for button in (self.refresh_button, self.resume_button, self.active_button, self.folder_button):
+            buttons.addWidget(button)
+        buttons.addStretch(1)
+
+        self.miou_plot = make_plot("Validation mIoU", "mIoU", (0.0, 1.0))
+        self.loss_plot = make_plot("Loss (solid train, dashed val)", "loss")
+        curves = QSplitter()
+        curves.addWidget(self.miou_plot)
+        curves.addWidget(self.loss_plot)
+        self.class_bars = ClassBars("Per-class IoU at each run's best epoch (worst first)")
+        self.class_table = ClassTable()
+        classes = QSplitter()
+        classes.addWidget(self.class_bars)
+        classes.addWidget(self.class_table)
+        self.settings_table = QTableWidget(0, 0)
+        self.settings_table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.settings_table.horizontalHeader().setStretchLastSection(True)
+        self.details = QTabWidget()
+        self.details.addTab(curves, "Curves")
+        self.details.addTab(classes, "Per class")
+        self.details.addTab(self.settings_table, "Settings and data")
+        top = QWidget()
+        top_layout = QVBoxLayout(top)
+        top_layout.setContentsMargins(0, 0, 0, 0)
+        top_layout.addLayout(buttons)
+        top_layout.addWidget(self.hint)
+        top_layout.addWidget(self.table, 1)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(top)
+        splitter.addWidget(self.details)
+        splitter.setSizes([200, 400])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 4)
+        layout.addWidget(splitter)
+        self._update_buttons()
+
+    # -- data -------------------------------------------------------------------------------
+    def set_project(self, project: Project | None) -> None:
+        self.project = project
+        self.refresh()
+
+    def refresh(self) -> None:
+        selected = {run.run_id for run in self.selected_runs()}
+        self.runs = list_runs(self.project.root) if self.project is not None else []
+        active = active_model(self.project) if self.project is not None else None
+        self.table.blockSignals(True)
+        self.table.clearContents()
+        self.table.setRowCount(len(self.runs))
+        bold = QFont(self.font())
+        bold.setBold(True)
+        for row, run in enumerate(self.runs):
+            for column, text in enumerate(self._row(run)):
+                item = QTableWidgetItem(text)
+                if active is not None and run.model_dir is not None and _same(run.model_dir, active):
+                    item.setFont(bold)
+                    if column == 0:
+                        item.setText(f"★ {text}")
+                        item.setToolTip("the project's active model")
+                self.table.setItem(row, column, item)
+            if run.run_id in selected:
+                self.table.selectRow(row)
+        self.table.blockSignals(False)
+        self._on_table_selection_changed()
+
+    @staticmethod
+    def _row(run: RunInfo) -> list[str]:
+        best = run.best
+        counts = run.snapshot.get("counts") or {}
+        started = run.snapshot.get("started") or {}
+        images = f"{counts.get('train', '?')}/{counts.get('val', '?')}" if counts else "n/a"
+        planned = run.planned_epochs
+        return [
+            run.run_id, run.model_label, run.status,
+            f"{run.completed_epochs}/{planned}" if planned else str(run.completed_epochs),
+            f"{best['miou']:.3f}" if best else "n/a", images,
+            str(started.get("device") or run.config.get("device") or ""),
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created)) if run.created else "",
+        ]
+
+    def selected_runs(self) -> list[RunInfo]:
+        rows = sorted({index.row() for index in self.table.selectionModel().selectedRows()})
+        return [self.runs[row] for row in rows if row < len(self.runs)]
+
+    def select_runs(self, run_ids: list[str]) -> None:
+        self.table.clearSelection()
+        mode = self.table.selectionMode()
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.MultiSelection)
+        for row, run in enumerate(self.runs):
+            if run.run_id in run_ids:
+                self.table.selectRow(row)
+        self.table.setSelectionMode(mode)
+
+    def set_busy(self, busy: bool) -> None:
+        self.busy = busy
+        self._update_buttons()
+
+    # -- details ----------------------------------------------------------------------------
+    def _on_table_selection_changed(self) -> None:
+        runs = self.selected_runs()
+        self._show_curves(runs)
+        self._show_classes(runs)
+        self._show_settings(runs)
+        self._update_buttons()
+
+    def _update_buttons(self) -> None:
+        runs = self.selected_runs()
+        one = runs[0] if len(runs) == 1 else None
+        self.resume_button.setEnabled(bool(one and one.resumable and one.status != "finished" and not self.busy))
+        self.active_button.setEnabled(bool(one and one.model_dir is not None))
+        self.folder_button.setEnabled(one is not None)
+
+    def _show_curves(self, runs: list[RunInfo]) -> None:
+        for plot in (self.miou_plot, self.loss_plot):
+            plot.clear()
+            plot.addLegend(offset=(-8, 8), labelTextSize="8pt").clear()
+        for index, run in enumerate(runs[:6]):
+            set_series(add_curve(self.miou_plot, run.run_id, index), run.series("miou"))
+            set_series(add_curve(self.loss_plot, f"{run.run_id} train", index), run.series("train_loss"))
+            set_series(add_curve(self.loss_plot, f"{run.run_id} val", index, dashed=True), run.series("val_loss"))
+        last = max((run.completed_epochs for run in runs[:6]), default=1)
+        for plot in (self.miou_plot, self.loss_plot):
+            set_epoch_ticks(plot, last)
+
+    def _show_classes(self, runs: list[RunInfo]) -> None:
+        runs = runs[:6]
+        per_run = [run.per_class("iou") for run in runs]
+        names: list[str] = []
+        for values in per_run:
+            names += [n for n in values if n not in names]
+        if not names:
+            self.class_bars.set_values([], [])
+            self.class_table.set_rows([], {})
+            return
+        # Worst first by the first selected run (the one compared against).
+        first = {name: per_run[0].get(name) for name in names}
+        order = worst_first(first)
+        self.class_bars.set_values(order, [(run.run_id, [v.get(n) for n in order]) for run, v in zip(runs, per_run)])
+        columns = [run.run_id for run in runs]
+        if len(runs) == 2:
+            columns.append("difference")
+        rows: dict[str, list[float | None]] = {}
+        for name in names:
+            values = [v.get(name) for v in per_run]
+            if len(runs) == 2:
+                values.append(None if None in values else values[1] - values[0])  # type: ignore[operator]
+            rows[name] = values
+        self.class_table.set_rows(columns, rows)
+
+    def _show_settings(self, runs: list[RunInfo]) -> None:
+        table = self.settings_table
+        table.clear()
+        table.setColumnCount(len(runs))
+        table.setHorizontalHeaderLabels([run.run_id for run in runs])
+        keys = list(SETTINGS_SHOWN) + ["train images", "val images", "validation", "device used", "precision",
+                                       "status", "best epoch", "model"]
+        table.setRowCount(len(keys))
+        table.setVerticalHeaderLabels(keys)
+        bold = QFont(self.font())
+        bold.setBold(True)
+        for column, run in enumerate(runs):
+            values = _settings_values(run)
+            for row, key in enumerate(keys):
+                table.setItem(row, column, QTableWidgetItem(values.get(key, "")))
+        if len(runs) > 1:  # differences in bold: what changed between the runs
+            for row in range(len(keys)):
+                texts = {table.item(row, c).text() for c in range(len(runs))}
+                if len(texts) > 1:
+                    for column in range(len(runs)):
+                        table.item(row, column).setFont(bold)
+
+    # -- actions ----------------------------------------------------------------------------
+    def _on_resume_clicked(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) == 1:
+            self.resume_requested.emit(runs[0].run_id)
+
+    def _on_active_clicked(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) != 1 or self.project is None or runs[0].model_dir is None:
+            return
+        set_active_model(self.project, runs[0].model_dir)
+        self.message.emit(f"The model of run {runs[0].run_id} is now the project's active model.")
+        self.active_model_changed.emit(str(runs[0].model_dir))
+        self.refresh()
+
+    def _on_folder_clicked(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) == 1:
+            QDesktopServices.openUrl(QUrl.fromLocalFile(str(runs[0].run_dir)))
+
+
+def _settings_values(run: RunInfo) -> dict[str, str]:
+    values = {key: "" if run.config.get(key) is None else str(run.config.get(key)) for key in SETTINGS_SHOWN}
+    counts = run.snapshot.get("counts") or {}
+    started = run.snapshot.get("started") or {}
+    values["train images"] = str(counts.get("train", started.get("train_images", "n/a")))
+    values["val images"] = str(counts.get("val", started.get("val_images", "n/a")))
+    values["validation"] = str(started.get("val_source") or run.snapshot.get("val_source") or "n/a")
+    values["device used"] = str(started.get("device") or "n/a")
+    values["precision"] = str(started.get("amp") or "n/a")
+    values["status"] = run.status
+    best = run.best
+    values["best epoch"] = f"{best.get('epoch')} (mIoU {best['miou']:.3f})" if best else "n/a"
+    values["model"] = str(run.model_dir) if run.model_dir else "none yet"
+    return values
+
+
+def _same(a: Path, b: Path) -> bool:
+    try:
+        return a.resolve() == b.resolve()
+    except OSError:
+        return a == b
+
