@@ -12,6 +12,7 @@ import contextlib
 import hashlib
 import json
 import re
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -86,10 +87,12 @@ def _file_name(image_id: str) -> str:
 
 
 class RecoveryJournal:
-    """The journal of one project folder. Not thread-safe: owned by the UI thread."""
+    """The journal of one project folder. Writes are serialised by a lock, because the
+    editor journals big masks from a worker thread while small ones go from the UI thread."""
 
     def __init__(self, project_root: str | Path) -> None:
         self.folder = Path(project_root) / RECOVERY_DIR
+        self._lock = threading.RLock()
         self._entries: dict[str, JournalEntry] = self._read_entries()
 
     @property
@@ -121,20 +124,24 @@ class RecoveryJournal:
     # -- writing -------------------------------------------------------------------------------
     @property
     def entries(self) -> dict[str, JournalEntry]:
-        return dict(self._entries)
+        with self._lock:
+            return dict(self._entries)
 
     def revision_of(self, image_id: str) -> int | None:
-        entry = self._entries.get(image_id)
+        with self._lock:
+            entry = self._entries.get(image_id)
         return None if entry is None else entry.revision
 
     def record(self, image_id: str, mask: np.ndarray, revision: int, status: str,
                project: Project) -> JournalEntry:
         """Journal an unsaved mask: the PNG first, then the journal that names it."""
         entry = JournalEntry(image_id, _file_name(image_id), revision, status, time.time())
+        data = imageio.encode_mask_png(mask, project.classes)
         try:
-            atomic_write_bytes(self.folder / entry.file, imageio.encode_mask_png(mask, project.classes))
-            self._entries[image_id] = entry
-            self._write_journal()
+            with self._lock:
+                atomic_write_bytes(self.folder / entry.file, data)
+                self._entries[image_id] = entry
+                self._write_journal()
         except OSError as exc:
             raise ProjectError(
                 f"cannot write the recovery journal in {self.folder}: {exc.strerror or exc}; "
@@ -144,27 +151,29 @@ class RecoveryJournal:
 
     def discard(self, image_id: str) -> None:
         """Forget one image's entry (after its mask was saved cleanly)."""
-        entry = self._entries.pop(image_id, None)
-        if entry is None:
-            return
-        with contextlib.suppress(OSError):
-            self._write_journal()
-            (self.folder / entry.file).unlink()
+        with self._lock:
+            entry = self._entries.pop(image_id, None)
+            if entry is None:
+                return
+            with contextlib.suppress(OSError):
+                self._write_journal()
+                (self.folder / entry.file).unlink()
 
     def clear(self) -> None:
         """Remove every entry and the journal folder's files."""
-        for image_id in list(self._entries):
-            self.discard(image_id)
-        with contextlib.suppress(OSError):
-            self.journal_path.unlink()
-        with contextlib.suppress(OSError):
-            self.folder.rmdir()
+        with self._lock:
+            for image_id in list(self._entries):
+                self.discard(image_id)
+            with contextlib.suppress(OSError):
+                self.journal_path.unlink()
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
 
     # -- reading back -------------------------------------------------------------------------
     def pending(self, project: Project) -> list[RecoveredMask]:
         """Entries whose mask is readable, fits its image and differs from the saved mask."""
         found = []
-        for entry in self._entries.values():
+        for entry in self.entries.values():
             recovered = self._load(entry, project)
             if recovered is not None:
                 found.append(recovered)

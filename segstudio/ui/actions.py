@@ -51,8 +51,9 @@ _SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("open_sample", "&File", "Open &sample project", (), "Open the built-in CamVid sample"),
     ActionSpec("save", "&File", "&Save mask", (StandardKey.Save,), "Save the open mask now",
                separator_before=True),
-    ActionSpec("close_project", "&File", "&Close project", (StandardKey.Close,), "Save and close"),
-    ActionSpec("quit", "&File", "&Quit", (StandardKey.Quit,), "Save and quit", separator_before=True),
+    # Explicit keys: some platform themes map Close to Ctrl+F4 and Quit to nothing.
+    ActionSpec("close_project", "&File", "&Close project", ("Ctrl+W",), "Save and close"),
+    ActionSpec("quit", "&File", "&Quit", ("Ctrl+Q",), "Save and quit", separator_before=True),
     # Edit
     ActionSpec("undo", "&Edit", "&Undo", (StandardKey.Undo,), "Undo the last edit of this image"),
     ActionSpec("redo", "&Edit", "&Redo", ("Ctrl+Shift+Z", "Ctrl+Y"), "Redo"),
@@ -117,6 +118,7 @@ class Actions:
     def _add(self, spec: ActionSpec) -> QAction:
         action = QAction(spec.text, self._parent)
         action.setObjectName(f"action_{spec.name}")
+        action.setProperty("base_text", spec.text)  # the undo text changes; the sheet does not
         keys = [QKeySequence(k) for k in spec.shortcuts]
         if keys:
             action.setShortcuts(keys)
@@ -160,5 +162,6 @@ class Actions:
                 keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
                                  for k in action.shortcuts())
                 if keys:
-                    rows.append((title.replace("&", ""), action.text().replace("&", ""), keys))
+                    text = str(action.property("base_text") or action.text())
+                    rows.append((title.replace("&", ""), text.replace("&", ""), keys))
         return rows

@@ -56,7 +56,10 @@ class Autosaver(QObject):
     def _on_save_timer_timeout(self) -> None:
         self._save_timer.stop()
         self._max_timer.stop()
-        self.flush()
+        self.session.save_all(background=True)
+        if self.session.has_unsaved():
+            # mid-stroke, or a big mask still being written: look again shortly
+            self._save_timer.start()
 
     def _on_journal_timer_timeout(self) -> None:
         if self.session.has_unsaved():

@@ -24,10 +24,12 @@ from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveryJournal
 from segstudio.core.region import Region
 from segstudio.ui.class_edits import ClassEdits
+from segstudio.ui.mask_writer import MaskWriter
 
 CACHE_SIZE = 8
 IMAGE_CACHE_SIZE = 3  # decoded images kept; others are re-read (images never change)
 BACKGROUND_PIXELS = 12_000_000  # images above this size load on the thread pool
+BACKGROUND_SAVE_PIXELS = 4_000_000  # masks above this size autosave on the writer thread
 _EDIT_MOVES_TO_IN_PROGRESS = ("unlabeled", "predicted")
 
 
@@ -97,6 +99,9 @@ class EditingSession(QObject):
         self._jobs: set[_LoadJob] = set()
         self._was_dirty = False
         self.classes = ClassEdits(self)
+        self.writer = MaskWriter(project, self.journal, self)
+        self.writer.saved.connect(self._on_writer_saved)
+        self.writer.journaled.connect(self._on_writer_journaled)
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -227,7 +232,7 @@ class EditingSession(QObject):
     def _switch_to(self, image_id: str) -> None:
         previous = self._current
         if previous is not None and previous != image_id:
-            self.save(previous)
+            self.save(previous, background=True)
         self._current = image_id
         self._open.move_to_end(image_id)
         entry = self._open[image_id]
@@ -255,6 +260,7 @@ class EditingSession(QObject):
     def close_all(self) -> bool:
         """Save everything and forget all documents; False if something could not be saved."""
         ok = self.save_all()
+        self.writer.wait()
         if ok:
             for entry in self._open.values():
                 entry.document.remove_listener(entry.listener)
@@ -322,17 +328,53 @@ class EditingSession(QObject):
         return self.set_status("reviewed" if reviewed else "labeled")
 
     # -- saving ------------------------------------------------------------------------------------
-    def save(self, image_id: str | None = None) -> bool:
-        """Write one document if it has unsaved changes (atomically); False on failure."""
+    def save(self, image_id: str | None = None, background: bool = False) -> bool:
+        """Write one document if it has unsaved changes (atomically); False on failure.
+
+        With `background`, a big mask is copied and written on the writer thread (the
+        result arrives as `saved`), and a document in the middle of a stroke is left for
+        the next try rather than having the user's stroke cut in two.
+        """
         image_id = image_id or self._current
         entry = self._open.get(image_id or "")
         if entry is None or not entry.document.dirty:
             return True
+        document = entry.document
+        if background and document.in_stroke:
+            return True
+        big = document.shape[0] * document.shape[1] >= BACKGROUND_SAVE_PIXELS
+        if background and big and not entry.mask_rejected:
+            if not self.writer.saving(entry.image_id):
+                self.writer.save(entry.image_id, np.array(document.mask), document.revision)
+            return True
         return self._write(entry.image_id, None)
+
+    def _on_writer_saved(self, image_id: str, revision: int, error: str) -> None:
+        if error:
+            self.message.emit(f"could not save '{image_id}': {error}")
+            return
+        entry = self._open.get(image_id)
+        if entry is None:
+            return
+        document = entry.document
+        if document.revision == revision and not document.in_stroke:
+            document.mark_saved()  # nothing changed while it was being written
+            entry.journaled_revision = -1
+        try:
+            self.project.save()  # the status may have moved to in_progress
+        except SegstudioError as exc:
+            self.message.emit(str(exc))
+        self.saved.emit(image_id)
+        self._emit_dirty()
+
+    def _on_writer_journaled(self, image_id: str, _revision: int, error: str) -> None:
+        if error:
+            self.message.emit(error)
 
     def _write(self, image_id: str, status: str | None) -> bool:
         entry = self._open[image_id]
         document = entry.document
+        self.writer.wait()  # a queued background save must not land after this one
         document.end_stroke()
         try:
             if entry.mask_rejected:
@@ -362,8 +404,8 @@ class EditingSession(QObject):
                 target = path.with_name(f"{path.name}.{int(time.time())}.rejected")
             shutil.copy2(path, target)
 
-    def save_all(self) -> bool:
-        results = [self.save(key) for key in list(self._open)]
+    def save_all(self, background: bool = False) -> bool:
+        results = [self.save(key, background) for key in list(self._open)]
         return all(results)
 
     def write_journal(self) -> int:
@@ -374,12 +416,15 @@ class EditingSession(QObject):
             if not document.dirty or document.revision == entry.journaled_revision:
                 continue
             status = self.project.image(entry.image_id).status
-            try:
-                self.journal.record(entry.image_id, np.array(document.mask), document.revision,
-                                    status, self.project)
-            except SegstudioError as exc:
-                self.message.emit(str(exc))
-                return written
+            mask = np.array(document.mask)
+            if mask.size >= BACKGROUND_SAVE_PIXELS:
+                self.writer.record(entry.image_id, mask, document.revision, status)
+            else:
+                try:
+                    self.journal.record(entry.image_id, mask, document.revision, status, self.project)
+                except SegstudioError as exc:
+                    self.message.emit(str(exc))
+                    return written
             entry.journaled_revision = document.revision
             written += 1
         return written

@@ -194,3 +194,45 @@ def test_autosave_writes_soon_after_the_last_edit(qtbot, make_project) -> None:
     assert np.array_equal(Project.open(project.root).read_mask("img04"), painted)
     assert RecoveryJournal(project.root).entries == {}  # a clean save empties the journal
     autosaver.stop()
+
+
+def test_big_masks_save_on_the_writer_thread_and_keep_newer_edits_dirty(qtbot, make_project,
+                                                                         monkeypatch) -> None:
+    import segstudio.ui.session as session_module
+
+    monkeypatch.setattr(session_module, "BACKGROUND_SAVE_PIXELS", 1)  # every mask counts as big
+    project = make_project()
+    session = EditingSession(project)
+    session.open_image("img03")
+    paint(session, 1)
+    first = np.array(session.document.mask)
+    with qtbot.waitSignal(session.saved, timeout=5000):
+        assert session.save(background=True)
+        paint(session, 2, Region(30, 40, 40, 60))  # while the first save is on its way
+    assert np.array_equal(project.read_mask("img03"), first)
+    assert session.has_unsaved()  # the newer stroke is not marked saved by the older write
+    assert session.write_journal() == 1
+    session.writer.wait()
+    qtbot.waitUntil(lambda: RecoveryJournal(project.root).revision_of("img03") is not None)
+    with qtbot.waitSignal(session.saved, timeout=5000):
+        session.save(background=True)
+    assert not session.has_unsaved()
+    assert np.array_equal(project.read_mask("img03"), session.document.mask)
+    assert RecoveryJournal(project.root).entries == {}
+
+
+def test_autosave_waits_for_an_open_stroke(qtbot, make_project) -> None:
+    project = make_project()
+    session = EditingSession(project)
+    autosaver = Autosaver(session, save_delay_ms=50)
+    session.open_image("img02")
+    document = session.document
+    document.begin_stroke("drag")
+    document.write(Region(0, 0, 4, 4), 1)
+    qtbot.wait(200)
+    assert document.in_stroke and project.read_mask("img02") is None  # never cut mid-stroke
+    document.write(Region(4, 4, 8, 8), 1)
+    document.end_stroke()
+    qtbot.waitUntil(lambda: project.read_mask("img02") is not None, timeout=3000)
+    assert np.array_equal(project.read_mask("img02"), document.mask)
+    autosaver.stop()
