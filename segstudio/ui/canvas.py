@@ -253,8 +253,9 @@ class Canvas(QGraphicsView):
         rect = self.visible_scene_rect()
         for layer in (self._image_layer, self._mask_layer):
             if layer is not None:
-                for key in layer.tiles.visible_keys(rect):
-                    layer.tiles.ensure(key)
+                grid, keys = layer.pyramid.visible_keys(rect, self.scale_factor)
+                for key in keys:
+                    grid.ensure(key)
 
     def visible_scene_rect(self) -> QRectF:
         return self.mapToScene(self.viewport().rect()).boundingRect()
@@ -297,11 +298,11 @@ class Canvas(QGraphicsView):
             return
         # Crisp pixels when magnified; filtered when shrunk, so an 8k image at fit is not noise.
         painter.setRenderHint(QPainter.RenderHint.SmoothPixmapTransform, self.scale_factor < 1.0)
-        self._image_layer.tiles.draw(painter, rect)
+        self._image_layer.pyramid.draw(painter, rect, self.scale_factor)
         if self._overlay_visible and self._mask_layer is not None and self._opacity > 0:
             # Thin outlines at a low fill opacity would vanish; keep them clearly visible.
             painter.setOpacity(max(self._opacity, 0.85) if self._outline else self._opacity)
-            self._mask_layer.tiles.draw(painter, rect)
+            self._mask_layer.pyramid.draw(painter, rect, self.scale_factor)
             painter.setOpacity(1.0)
         for layer in self._extra.values():
             layer.draw(painter, rect)

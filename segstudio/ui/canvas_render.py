@@ -1,35 +1,41 @@
 """Tiled raster layers for the canvas: the base image and the class-colour mask overlay.
 
-Each layer is cut into square tiles that own a contiguous 32-bit buffer wrapped, without a
-copy, by a QImage in one of QPainter's fast formats (RGB32 / ARGB32 premultiplied), so a
-paint costs about the number of screen pixels whatever the image size. Tiles are rendered
-lazily when first drawn; an edit re-renders only the changed box inside the tiles it
-touches, so a brush dab on an 8k mask costs microseconds, not a full-mask conversion.
+Each layer is a small pyramid (level k = 1/2**k resolution) of tile grids. A tile owns a
+contiguous 32-bit buffer wrapped, without a copy, by a QImage in one of QPainter's fast
+formats (RGB32 / ARGB32 premultiplied). The view draws from the level whose pixels are
+about one screen pixel, so a paint costs about the number of screen pixels and an 8k image
+at "fit" renders 1k x 1k pixels, not 64 M. Tiles render lazily when first drawn; an edit
+re-renders only the changed box inside the tiles it touched (at every level already in
+use), so a brush dab on an 8k mask costs microseconds, never a full-mask conversion.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections import OrderedDict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QRectF
+from PySide6.QtCore import QRectF, Qt
 from PySide6.QtGui import QImage, QPainter
 
 from segstudio.core.classes import ClassTable
 from segstudio.core.region import Region
 
 TILE = 512
+MAX_LEVEL = 6
+# Tiles kept per grid before off-screen ones are dropped (512x512x4 bytes each: 1 MiB).
+MAX_TILES = 192
 
-# render(region, out): fill `out` (shape region.shape, uint32) for the image box `region`.
+# render(region, out): fill `out` (shape region.shape, uint32) for the level box `region`.
 RenderFn = Callable[[Region, np.ndarray], None]
 
 
 @dataclass
 class _Tile:
-    """One tile: its box in image pixels, its pixel buffer and the QImage viewing it."""
+    """One tile: its box in level pixels, its pixel buffer and the QImage viewing it."""
 
     region: Region
     buffer: np.ndarray
@@ -38,26 +44,28 @@ class _Tile:
 
 
 class TiledLayer:
-    """A lazily rendered grid of tiles over a height x width image."""
+    """A lazily rendered grid of tiles over a height x width raster."""
 
     def __init__(
-        self, height: int, width: int, render: RenderFn, fmt: QImage.Format, tile: int = TILE
+        self,
+        height: int,
+        width: int,
+        render: RenderFn,
+        fmt: QImage.Format,
+        tile: int = TILE,
+        max_tiles: int = MAX_TILES,
     ) -> None:
         self.height = int(height)
         self.width = int(width)
         self.tile = int(tile)
+        self.max_tiles = int(max_tiles)
         self._render = render
         self._format = fmt
-        self._tiles: dict[tuple[int, int], _Tile] = {}
-        # Diagnostics read by tests and the benchmark: how many tile (re)renders ran and
-        # how many pixels they produced.
+        self._tiles: OrderedDict[tuple[int, int], _Tile] = OrderedDict()  # least recent first
+        # Diagnostics read by tests and the benchmark: tile (re)renders and their pixels.
         self.render_count = 0
         self.rendered_pixels = 0
         self.rendered_tiles: list[tuple[int, int]] = []
-
-    @property
-    def bounds(self) -> Region:
-        return Region.full(self.height, self.width)
 
     def _tile_region(self, ty: int, tx: int) -> Region:
         t = self.tile
@@ -71,7 +79,14 @@ class TiledLayer:
             image = QImage(buffer.data, region.width, region.height, region.width * 4, self._format)
             tile = _Tile(region, buffer, image)
             self._tiles[key] = tile
+        else:
+            self._tiles.move_to_end(key)
         return tile
+
+    def tile_buffer(self, key: tuple[int, int]) -> np.ndarray | None:
+        """The pixels of a materialised tile (tests compare them with the mask)."""
+        tile = self._tiles.get(key)
+        return None if tile is None else tile.buffer
 
     def _run_render(self, key: tuple[int, int], tile: _Tile, region: Region) -> None:
         local = region.shifted(-tile.region.y0, -tile.region.x0)
@@ -94,7 +109,7 @@ class TiledLayer:
         for key in region.tiles(self.tile):
             tile = self._tiles.get(key)
             if tile is None or tile.stale:
-                continue  # rendered in full when first drawn
+                continue  # rendered in full when next drawn
             self._run_render(key, tile, region.intersect(tile.region))
 
     def invalidate_all(self) -> None:
@@ -107,20 +122,21 @@ class TiledLayer:
         self.rendered_pixels = 0
         self.rendered_tiles = []
 
-    def visible_keys(self, rect: QRectF) -> Iterator[tuple[int, int]]:
-        """Tile keys overlapping a scene (image-pixel) rectangle."""
+    def visible_keys(self, rect: QRectF) -> list[tuple[int, int]]:
+        """Tile keys overlapping a rectangle in this grid's pixels."""
         box = Region(
-            int(np.floor(rect.top())), int(np.floor(rect.left())),
-            int(np.ceil(rect.bottom())) + 1, int(np.ceil(rect.right())) + 1,
+            math.floor(rect.top()), math.floor(rect.left()),
+            math.ceil(rect.bottom()) + 1, math.ceil(rect.right()) + 1,
         ).clip(self.height, self.width)
-        return box.tiles(self.tile)
+        return list(box.tiles(self.tile))
 
     def draw(self, painter: QPainter, rect: QRectF) -> None:
-        """Draw the tiles overlapping `rect` (scene coordinates = image pixels)."""
+        """Draw the tiles overlapping `rect` (in this grid's pixels)."""
         # Only the exposed part of each tile: a footprint repaint must not blit whole tiles.
         x0, y0 = math.floor(rect.left()), math.floor(rect.top())
         x1, y1 = math.ceil(rect.right()), math.ceil(rect.bottom())
-        for key in self.visible_keys(rect):
+        keys = self.visible_keys(rect)
+        for key in keys:
             image = self.ensure(key)
             box = self._tiles[key].region
             left, top = max(x0, box.x0), max(y0, box.y0)
@@ -129,6 +145,15 @@ class TiledLayer:
                 continue
             target = QRectF(left, top, right - left, bottom - top)
             painter.drawImage(target, image, target.translated(-box.x0, -box.y0))
+        self._evict(set(keys))
+
+    def _evict(self, keep: set[tuple[int, int]]) -> None:
+        """Drop least recently drawn tiles beyond the budget (never ones on screen)."""
+        excess = len(self._tiles) - self.max_tiles
+        if excess <= 0:
+            return
+        for key in [k for k in self._tiles if k not in keep][:excess]:
+            del self._tiles[key]
 
     @property
     def materialised(self) -> int:
@@ -137,6 +162,92 @@ class TiledLayer:
     @property
     def nbytes(self) -> int:
         return sum(t.buffer.nbytes for t in self._tiles.values())
+
+
+def level_for_scale(scale: float, max_level: int = MAX_LEVEL) -> int:
+    """The pyramid level whose pixels are closest to (and not smaller than) a screen pixel."""
+    if scale >= 0.5:
+        return 0
+    return max(0, min(max_level, int(math.floor(math.log2(1.0 / scale)))))
+
+
+def level_region(region: Region, level: int) -> Region:
+    """The level-`level` pixels whose sample point (k*f, l*f) lies inside `region`."""
+    f = 1 << level
+    if f == 1:
+        return region
+    return Region(-(-region.y0 // f), -(-region.x0 // f), -(-region.y1 // f), -(-region.x1 // f))
+
+
+class Pyramid:
+    """Tile grids at levels 0..MAX_LEVEL, created on first use; level k is 1/2**k size."""
+
+    def __init__(
+        self, height: int, width: int, make_render: Callable[[int], RenderFn], fmt: QImage.Format,
+        tile: int = TILE,
+    ) -> None:
+        self.height, self.width = int(height), int(width)
+        self._make_render = make_render
+        self._format = fmt
+        self._tile = tile
+        self.levels: dict[int, TiledLayer] = {}
+        largest = max(self.height, self.width, 1)
+        # No level smaller than one tile side: drawing it would gain nothing.
+        self.max_level = max(0, min(MAX_LEVEL, int(math.log2(max(1, largest // 256)))))
+
+    def level(self, k: int) -> TiledLayer:
+        layer = self.levels.get(k)
+        if layer is None:
+            f = 1 << k
+            layer = TiledLayer(
+                -(-self.height // f), -(-self.width // f), self._make_render(k), self._format, self._tile
+            )
+            self.levels[k] = layer
+        return layer
+
+    def level_for(self, scale: float) -> int:
+        return level_for_scale(scale, self.max_level)
+
+    def draw(self, painter: QPainter, rect: QRectF, scale: float) -> None:
+        """Draw the scene rectangle `rect` from the level that suits `scale`."""
+        k = self.level_for(scale)
+        if k == 0:
+            self.level(0).draw(painter, rect)
+            return
+        f = float(1 << k)
+        painter.save()
+        # The last row/column of a level overhangs the image by under f pixels: clip it.
+        painter.setClipRect(QRectF(0, 0, self.width, self.height), Qt.ClipOperation.IntersectClip)
+        painter.scale(f, f)
+        self.level(k).draw(painter, QRectF(rect.x() / f, rect.y() / f, rect.width() / f, rect.height() / f))
+        painter.restore()
+
+    def visible_keys(self, rect: QRectF, scale: float) -> tuple[TiledLayer, list[tuple[int, int]]]:
+        k = self.level_for(scale)
+        f = float(1 << k)
+        layer = self.level(k)
+        return layer, layer.visible_keys(QRectF(rect.x() / f, rect.y() / f, rect.width() / f, rect.height() / f))
+
+    def update(self, region: Region, pad: int = 0) -> None:
+        """Re-render what an image-pixel `region` maps to at every level in use."""
+        for k, layer in self.levels.items():
+            layer.update(level_region(region, k).padded(pad) if pad else level_region(region, k))
+
+    def invalidate_all(self) -> None:
+        for layer in self.levels.values():
+            layer.invalidate_all()
+
+    def reset_counters(self) -> None:
+        for layer in self.levels.values():
+            layer.reset_counters()
+
+    @property
+    def rendered_pixels(self) -> int:
+        return sum(layer.rendered_pixels for layer in self.levels.values())
+
+    @property
+    def nbytes(self) -> int:
+        return sum(layer.nbytes for layer in self.levels.values())
 
 
 # -- base image -----------------------------------------------------------------------------
@@ -157,21 +268,40 @@ class ImageLayer:
     def __init__(self, image_rgb: np.ndarray, tile: int = TILE) -> None:
         self.image = image_rgb
         self._lut: np.ndarray | None = None
+        # Downscaled copies, made by area averaging on first use (the image never changes).
+        self._sources: dict[int, np.ndarray] = {0: image_rgb}
         h, w = image_rgb.shape[:2]
-        self.tiles = TiledLayer(h, w, self._render, QImage.Format.Format_RGB32, tile)
+        self.pyramid = Pyramid(h, w, self._renderer, QImage.Format.Format_RGB32, tile)
+
+    @property
+    def tiles(self) -> TiledLayer:
+        """The full-resolution grid."""
+        return self.pyramid.level(0)
 
     def set_levels(self, low: float, high: float) -> None:
         lut = levels_lut(low, high)
         if (lut is None) != (self._lut is None) or (lut is not None and not np.array_equal(lut, self._lut)):
             self._lut = lut
-            self.tiles.invalidate_all()
+            self.pyramid.invalidate_all()
 
-    def _render(self, region: Region, out: np.ndarray) -> None:
-        src = self.image[region.slices]
-        if self._lut is not None:
-            src = cv2.LUT(src, self._lut)
-        # RGB32 is 0xffRRGGBB, i.e. bytes B, G, R, 255 in memory on little-endian machines.
-        cv2.cvtColor(src, cv2.COLOR_RGB2BGRA, dst=out.view(np.uint8).reshape(*out.shape, 4))
+    def source(self, k: int) -> np.ndarray:
+        src = self._sources.get(k)
+        if src is None:
+            finer = self.source(k - 1)
+            h, w = finer.shape[:2]
+            src = cv2.resize(finer, (-(-w // 2), -(-h // 2)), interpolation=cv2.INTER_AREA)
+            self._sources[k] = src
+        return src
+
+    def _renderer(self, k: int) -> RenderFn:
+        def render(region: Region, out: np.ndarray) -> None:
+            src = self.source(k)[region.slices]
+            if self._lut is not None:
+                src = cv2.LUT(src, self._lut)
+            # RGB32 is 0xffRRGGBB, i.e. bytes B, G, R, 255 in memory on little-endian machines.
+            cv2.cvtColor(src, cv2.COLOR_RGB2BGRA, dst=out.view(np.uint8).reshape(*out.shape, 4))
+
+        return render
 
 
 # -- mask overlay ---------------------------------------------------------------------------
@@ -211,32 +341,45 @@ class MaskLayer:
         self.lut = class_lut(classes)
         self.outline = False
         h, w = mask_source().shape[:2]
-        self.tiles = TiledLayer(h, w, self._render, QImage.Format.Format_ARGB32_Premultiplied, tile)
+        self.pyramid = Pyramid(h, w, self._renderer, QImage.Format.Format_ARGB32_Premultiplied, tile)
+
+    @property
+    def tiles(self) -> TiledLayer:
+        """The full-resolution grid."""
+        return self.pyramid.level(0)
 
     def set_classes(self, classes: ClassTable) -> None:
         self.lut = class_lut(classes)
-        self.tiles.invalidate_all()
+        self.pyramid.invalidate_all()
 
     def set_outline(self, on: bool) -> None:
         if bool(on) != self.outline:
             self.outline = bool(on)
-            self.tiles.invalidate_all()
+            self.pyramid.invalidate_all()
 
     def update(self, region: Region) -> None:
         """A document edit changed `region`: redraw it (one pixel wider for outlines)."""
-        self.tiles.update(region.padded(1) if self.outline else region)
+        self.pyramid.update(region, pad=1 if self.outline else 0)
 
-    def _render(self, region: Region, out: np.ndarray) -> None:
-        mask = self._mask_source()
-        if not self.outline:
-            np.take(self.lut, mask[region.slices], out=out, mode="clip")
-            return
-        # A pixel's outline state depends on its neighbours: look one pixel beyond the box.
-        context = region.padded(1).clip(self.tiles.height, self.tiles.width)
-        edge = boundary(mask[context.slices])
-        inner = region.shifted(-context.y0, -context.x0)
-        colours = np.take(self.lut, mask[region.slices], mode="clip")
-        np.multiply(colours, edge[inner.slices], out=out, casting="unsafe")
+    def _renderer(self, k: int) -> RenderFn:
+        f = 1 << k
+
+        def render(region: Region, out: np.ndarray) -> None:
+            # Coarser levels sample every f-th pixel: class ids must not be averaged.
+            mask = self._mask_source()
+            if f > 1:
+                mask = mask[::f, ::f]
+            if not self.outline:
+                np.take(self.lut, mask[region.slices], out=out, mode="clip")
+                return
+            # A pixel's outline state depends on its neighbours: look one pixel beyond the box.
+            context = region.padded(1).clip(*mask.shape)
+            edge = boundary(mask[context.slices])
+            inner = region.shifted(-context.y0, -context.x0)
+            colours = np.take(self.lut, mask[region.slices], mode="clip")
+            np.multiply(colours, edge[inner.slices], out=out, casting="unsafe")
+
+        return render
 
 
 class RgbaLayer:

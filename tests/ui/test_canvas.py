@@ -379,7 +379,7 @@ def test_overlay_toggle_key_and_outline_tiles(canvas) -> None:  # noqa: ANN001
     canvas.flush()
     layer = canvas.mask_layer
     assert layer is not None
-    tile = layer.tiles._tiles[(0, 0)].buffer
+    tile = layer.tiles.tile_buffer((0, 0))
     drawn = tile != 0
     # Only pixels on a class border are drawn in outline mode.
     edge = cv2.morphologyEx(truth.astype(np.uint8), cv2.MORPH_GRADIENT, np.ones((3, 3), np.uint8)) > 0
@@ -396,23 +396,36 @@ def test_dab_rerenders_only_the_dirty_tiles(canvas) -> None:  # noqa: ANN001
     doc = open_doc(canvas, image, mask)
     canvas.flush()
     layer = canvas.mask_layer
-    assert layer is not None and layer.tiles.materialised == 9
-    layer.tiles.reset_counters()
+    assert layer is not None
+    # At "fit" (scale ~0.27) the overlay is drawn from the half-size level: 4 tiles, no full-size ones.
+    coarse = layer.pyramid.level(1)
+    assert layer.pyramid.level_for(canvas.scale_factor) == 1
+    assert coarse.materialised == 4 and layer.tiles.materialised == 0
     canvas.set_tool("brush")
     canvas.set_active_class(2)
     canvas.set_brush_size(20)
-    Driver(canvas).click(100, 100)  # inside tile (0, 0)
-    assert set(layer.tiles.rendered_tiles) == {(0, 0)}
+    layer.pyramid.reset_counters()
+    Driver(canvas).click(100, 100)
+    assert coarse.rendered_tiles == [(0, 0)] and coarse.rendered_pixels <= 21 * 21
+    assert layer.tiles.render_count == 0, "full-size tiles nobody has drawn stay unrendered"
+
+    canvas.zoom_100()
+    canvas.centerOn(512, 512)
+    canvas.flush()
+    assert set(layer.tiles._tiles) == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    layer.pyramid.reset_counters()
+    Driver(canvas).click(510, 510)  # the corner shared by 4 tiles
+    assert sorted(layer.tiles.rendered_tiles) == [(0, 0), (0, 1), (1, 0), (1, 1)]
     assert layer.tiles.rendered_pixels <= 41 * 41
-    layer.tiles.reset_counters()
-    Driver(canvas).click(510, 510)  # corner shared by 4 tiles
-    assert set(layer.tiles.rendered_tiles) == {(0, 0), (0, 1), (1, 0), (1, 1)}
-    layer.tiles.reset_counters()
+    assert coarse.rendered_tiles == [(0, 0)]
+    layer.pyramid.reset_counters()
     doc.undo()
     assert set(layer.tiles.rendered_tiles) <= {(0, 0), (0, 1), (1, 0), (1, 1)}
-    # The rendered overlay matches the mask exactly after the edits.
-    tile = layer.tiles._tiles[(0, 0)].buffer
-    assert np.array_equal(tile, layer.lut[doc.mask[:512, :512]])
+    assert set(coarse.rendered_tiles) == {(0, 0)}
+    # What was rendered matches the mask exactly after the edits, at both levels.
+    assert np.array_equal(layer.tiles.tile_buffer((0, 0)), layer.lut[doc.mask[:512, :512]])
+    assert np.array_equal(coarse.tile_buffer((0, 0)), layer.lut[doc.mask[::2, ::2][:512, :512]])
+    assert (doc.mask[100, 100], doc.mask[510, 510]) == (2, 0)
 
 
 def test_levels_and_class_colours_rerender(blank) -> None:  # noqa: ANN001
@@ -420,10 +433,10 @@ def test_levels_and_class_colours_rerender(blank) -> None:  # noqa: ANN001
     canvas.flush()
     image_layer = canvas.image_layer
     assert image_layer is not None
-    before = image_layer.tiles._tiles[(0, 0)].buffer.copy()
+    before = image_layer.tiles.tile_buffer((0, 0)).copy()
     canvas.set_levels(40, 120)
     canvas.flush()
-    after = image_layer.tiles._tiles[(0, 0)].buffer
+    after = image_layer.tiles.tile_buffer((0, 0))
     blue = (after & 0xFF).astype(int)
     expected = np.clip(np.round((doc_image(canvas)[..., 2].astype(float) - 40) * 255 / 80), 0, 255)
     assert not np.array_equal(before, after)
