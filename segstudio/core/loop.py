@@ -22,6 +22,7 @@ CONFIDENCE_KINDS = ("max_prob", "entropy")
 REVIEW_KEYS = ("mean_entropy", "low_margin_share")
 DISAGREE_COLOR = (255, 0, 200)  # magenta: absent from every common class palette
 HATCH_PERIOD = 8
+LOW_MARGIN = 0.1  # the same threshold as engine.uncertainty, so scores agree
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class Prediction:
     def shape(self) -> tuple[int, int]:
         return (int(self.labels.shape[0]), int(self.labels.shape[1]))
 
-    def score(self, low_margin: float = 0.2) -> ImageScore:
+    def score(self, low_margin: float = LOW_MARGIN) -> ImageScore:
         return ImageScore(
             mean_entropy=float(np.mean(self.entropy, dtype=np.float64)),
             low_margin_share=float(np.mean(self.margin < low_margin)),

@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_json
-from segstudio.core.loop import Prediction
+from segstudio.core.loop import ImageScore, Prediction
 
 CACHE_DIR = ".cache"
 MEMORY_ITEMS = 16
@@ -59,6 +59,26 @@ class PredictionCache:
         self._memory: OrderedDict[str, Prediction] = OrderedDict()
         self._limit = max(1, memory_items)
         self._lock = threading.Lock()
+        self._scores: dict[str, ImageScore] | None = None
+
+    @property
+    def scores_file(self) -> Path:
+        return self.folder / "scores.json"
+
+    def scores(self) -> dict[str, ImageScore]:
+        """Uncertainty of every cached prediction (kept in scores.json, so a restart keeps
+        the review queue without reading every prediction)."""
+        with self._lock:
+            if self._scores is None:
+                self._scores = {}
+                try:
+                    data = json.loads(self.scores_file.read_text(encoding="utf-8"))
+                    for image_id, item in data.items():
+                        self._scores[image_id] = ImageScore(float(item["mean_entropy"]),
+                                                            float(item["low_margin_share"]))
+                except (OSError, ValueError, KeyError, TypeError, AttributeError):
+                    pass
+            return dict(self._scores)
 
     def path(self, image_id: str) -> Path:
         return self.folder / f"{_safe_name(image_id)}.npz"
@@ -74,6 +94,11 @@ class PredictionCache:
                             num_classes=np.int32(prediction.num_classes))
         os.replace(temp, target)
         self._remember(image_id, prediction)
+        scores = self.scores()
+        scores[image_id] = prediction.score()
+        with self._lock:
+            self._scores = scores
+        atomic_write_json(self.scores_file, {key: asdict(value) for key, value in scores.items()})
 
     def _remember(self, image_id: str, prediction: Prediction) -> None:
         with self._lock:
@@ -110,11 +135,14 @@ class PredictionCache:
     def drop(self, image_id: str) -> None:
         with self._lock:
             self._memory.pop(image_id, None)
+            if self._scores is not None:
+                self._scores.pop(image_id, None)
         self.path(image_id).unlink(missing_ok=True)
 
     def clear(self) -> None:
         with self._lock:
             self._memory.clear()
+            self._scores = {}
         shutil.rmtree(self.folder, ignore_errors=True)
 
 

@@ -56,6 +56,10 @@ class MainWindow(QMainWindow):
         # Training dock and menu (issue #5; the code lives in segstudio/ui/training).
         self.training = install_training(self)
         self._connect()
+        # model-in-the-loop hook (owned by segstudio/ui/loop): Model dock, Model menu, exports
+        from segstudio.ui.loop import install_loop
+
+        self.loop = install_loop(self)
         self._restore_layout()
         self.workspace.show_welcome()
 

@@ -202,13 +202,13 @@ def test_review_order_matches_hand_computed_uncertainty() -> None:
     sure = _crafted([[1.0, 0.0, 0.0]])
     mixed = _crafted([[1.0, 0.0, 0.0], [1 / 3, 1 / 3, 1 / 3]])   # half the pixels uniform
     leaning = _crafted([[0.5, 0.5, 0.0]])                           # entropy log2/log3 = 0.631
-    close = _crafted([[0.55, 0.45, 0.0], [0.9, 0.1, 0.0]])          # margin 0.1 on half
+    close = _crafted([[0.52, 0.48, 0.0], [0.9, 0.1, 0.0]])          # margin 0.04 on half
     scores = {"sure": sure.score(), "mixed": mixed.score(), "leaning": leaning.score(),
               "close": close.score()}
-    # by hand: mean entropy sure 0, mixed 0.5, leaning 0.631, close (0.6276 + 0.2957) / 2 = 0.4616
+    # by hand: mean entropy sure 0, mixed 0.5, leaning 0.631, close (0.6302 + 0.2959) / 2 = 0.4631
     assert scores["leaning"].mean_entropy == pytest.approx(math.log(2) / math.log(3), rel=1e-5)
     assert review_order(scores, "mean_entropy") == ["leaning", "mixed", "close", "sure"]
-    # low-margin share (< 0.2): leaning 1.0, mixed 0.5, close 0.5, sure 0 -> ties by id
+    # low-margin share (< 0.1): leaning 1.0, mixed 0.5, close 0.5, sure 0 -> ties by id
     assert review_order(scores, "low_margin_share") == ["leaning", "close", "mixed", "sure"]
     assert review_order(scores, only={"sure", "mixed"}) == ["mixed", "sure"]
     order = review_order(scores)
@@ -237,6 +237,10 @@ def test_prediction_cache_round_trip_and_model_change(tmp_path: Path) -> None:
     np.testing.assert_allclose(again.max_prob, pred.max_prob, atol=1e-3)
     assert again.num_classes == 3
     assert PredictionCache(tmp_path, key_b).get("other") is None
+    assert PredictionCache(tmp_path, key_a).scores() == {
+        "img 1/x": pred.score(),
+        "other": pred.score(),
+    }
     assert drop_other_models(tmp_path, keep=key_b) == 1
     assert PredictionCache(tmp_path, key_a).get("other") is None
 

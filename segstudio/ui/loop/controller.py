@@ -1,0 +1,393 @@
+"""The model-in-the-loop controller: model choice, background predictions, layers, accepts.
+
+It follows the window's editing session, keeps one model's predictions (cache + review
+scores), draws the prediction / confidence / disagreement layers through the canvas's extra
+layers, applies accepts as single undoable edits and feeds the effort meter on every save.
+No widgets here; the dock and the menu only call its methods and listen to its signals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
+
+from segstudio.core import loop
+from segstudio.core.errors import SegstudioError
+from segstudio.core.loop import AcceptEdit, ImageScore, Prediction
+from segstudio.core.loop_store import (
+    EffortSummary,
+    EffortTracker,
+    PredictionCache,
+    drop_other_models,
+    model_hash,
+)
+from segstudio.core.project import Project
+from segstudio.ui.canvas import Canvas
+from segstudio.ui.loop.predict_worker import PredictJob
+from segstudio.ui.session import EditingSession
+
+LAYER_PREDICTION, LAYER_CONFIDENCE, LAYER_DISAGREEMENT = "prediction", "confidence", "disagreement"
+QUEUE_STATUSES = ("unlabeled", "in_progress", "predicted")
+PRELABEL_STATUSES = ("unlabeled",)
+REFRESH_MS = 120  # disagreement follows painting, at most this often
+
+
+class _Slot:
+    """Placeholder until the engine bridge is imported inside the first job."""
+
+    def __init__(self) -> None:
+        self._inner: object | None = None
+
+    def get(self, path: Path, classes: object, device: str) -> object:
+        if self._inner is None:
+            from segstudio.ui.loop.engine_bridge import ModelSlot
+
+            self._inner = ModelSlot()
+        return self._inner.get(path, classes, device)  # type: ignore[attr-defined]
+
+    def clear(self) -> None:
+        if self._inner is not None:
+            self._inner.clear()  # type: ignore[attr-defined]
+
+
+class LoopController(QObject):
+    """Model in the loop for one window; `attach(session)` when a project opens."""
+
+    model_changed = Signal(str)  # the model path ("" when none)
+    busy_changed = Signal(bool)
+    progress = Signal(int, int)
+    prediction_ready = Signal(str)  # image id
+    queue_changed = Signal()
+    effort_changed = Signal()
+    message = Signal(str)
+
+    def __init__(self, canvas: Canvas, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.canvas = canvas
+        self.session: EditingSession | None = None
+        self.model_path: Path | None = None
+        self.cache: PredictionCache | None = None
+        self.effort: EffortTracker | None = None
+        self.device = ""
+        self.pool = QThreadPool(self)
+        self.pool.setMaxThreadCount(1)  # one model, one job at a time, in order
+        self._slot = _Slot()
+        self._job: PredictJob | None = None
+        self._prelabel = False
+        # view settings
+        self.show_prediction = True
+        self.style = "outline"
+        self.opacity = 0.55
+        self.confidence_kind: str | None = None
+        self.show_disagreement = False
+        self.review_key = "mean_entropy"
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(REFRESH_MS)
+        self._refresh_timer.timeout.connect(self.refresh_layers)
+
+    # -- session ------------------------------------------------------------------------------
+    @property
+    def project(self) -> Project | None:
+        return None if self.session is None else self.session.project
+
+    def attach(self, session: EditingSession | None) -> None:
+        """Follow a newly opened project's session (None: the project closed)."""
+        if session is self.session:
+            return
+        self.cancel()
+        if self.session is not None:
+            for signal, slot in self._session_links(self.session):
+                signal.disconnect(slot)
+        self.session = session
+        self.model_path, self.cache, self.effort = None, None, None
+        self._slot.clear()
+        if session is not None:
+            for signal, slot in self._session_links(session):
+                signal.connect(slot)
+            self.effort = EffortTracker(session.project.root, session.project.classes.unlabeled_id)
+            active = session.project.settings.get("active_model")
+            if active:
+                path = Path(str(active))
+                path = path if path.is_absolute() else session.project.root / path
+                if path.exists():
+                    self.set_model(path, drop_others=False)
+        self.model_changed.emit(str(self.model_path or ""))
+        self.queue_changed.emit()
+        self.effort_changed.emit()
+
+    def _session_links(self, session: EditingSession) -> list[tuple[object, object]]:
+        return [(session.image_opened, self._on_session_image_opened),
+                (session.edited, self._on_session_edited),
+                (session.saved, self._on_session_saved),
+                (session.status_changed, self._on_session_status_changed)]
+
+    # -- model --------------------------------------------------------------------------------
+    def set_model(self, path: str | Path, drop_others: bool = True) -> bool:
+        """Use the model file at `path`; predictions of any other model are dropped."""
+        if self.session is None:
+            return False
+        path = Path(path)
+        try:
+            key = model_hash(path)
+        except OSError as exc:
+            self.message.emit(f"cannot read the model {path}: {exc.strerror or exc}")
+            return False
+        self.cancel()
+        if drop_others:
+            drop_other_models(self.session.project.root, keep=key)
+        self.model_path = path
+        self.cache = PredictionCache(self.session.project.root, key)
+        self._slot.clear()
+        self.model_changed.emit(str(path))
+        self.queue_changed.emit()
+        self.refresh_layers()
+        return True
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None
+
+    # -- predicting ---------------------------------------------------------------------------
+    def predict(self, image_ids: list[str], prelabel: bool = False, force: bool = False) -> bool:
+        """Predict images in the background; with `prelabel`, unlabelled ones get the
+        prediction written as their mask (status predicted)."""
+        if self.session is None or self.cache is None or self.model_path is None:
+            self.message.emit("open a model first (Model > Open model...)")
+            return False
+        if self._job is not None:
+            self.message.emit("a prediction is already running; cancel it or wait")
+            return False
+        project = self.session.project
+        items = [(image_id, project.image_path(image_id)) for image_id in image_ids if image_id in project]
+        if not items:
+            self.message.emit("no images to predict")
+            return False
+        from segstudio.ui.loop.engine_bridge import default_device  # light: no engine import
+
+        job = PredictJob(self.model_path, project.classes, items, self.cache, self._slot,
+                         self.device or default_device(), force=force)
+        job.signals.started.connect(self._on_job_started)
+        job.signals.predicted.connect(self._on_job_predicted)
+        job.signals.progress.connect(self.progress)
+        job.signals.failed.connect(self._on_job_failed)
+        job.signals.finished.connect(self._on_job_finished)
+        self._job, self._prelabel = job, prelabel
+        self.busy_changed.emit(True)
+        self.pool.start(job)
+        return True
+
+    def predict_current(self) -> bool:
+        current = self.session.current_id if self.session else None
+        return current is not None and self.predict([current], force=False)
+
+    def prelabel_all(self) -> bool:
+        """Predict every unlabelled image and write its prediction as its mask."""
+        if self.session is None:
+            return False
+        ids = [r.id for r in self.session.project.images_where(statuses=PRELABEL_STATUSES)]
+        return self.predict(ids, prelabel=True)
+
+    def cancel(self) -> None:
+        if self._job is not None:
+            self._job.cancel()
+
+    def wait(self, msecs: int = -1) -> bool:
+        """Block until the running job ends (tests, closing the window)."""
+        return self.pool.waitForDone(msecs)
+
+    def _on_job_started(self, note: str) -> None:
+        if note:
+            self.message.emit(note)
+
+    def _on_job_predicted(self, image_id: str, prediction: Prediction) -> None:
+        if self.session is None:
+            return
+        if self._prelabel:
+            self._write_prelabel(image_id, prediction)
+        if image_id == self.session.current_id:
+            self.refresh_layers()
+        self.prediction_ready.emit(image_id)
+        self.queue_changed.emit()
+
+    def _on_job_failed(self, text: str) -> None:
+        self.message.emit(text)
+
+    def _on_job_finished(self, cancelled: bool) -> None:
+        self._job = None
+        self.busy_changed.emit(False)
+        if cancelled:
+            self.message.emit("prediction cancelled")
+
+    def _write_prelabel(self, image_id: str, prediction: Prediction) -> None:
+        """Pre-label: an image nobody labelled gets the prediction as mask, status predicted."""
+        session = self.session
+        assert session is not None and self.effort is not None
+        project = session.project
+        record = project.image(image_id)
+        if record.status not in PRELABEL_STATUSES:
+            return  # labelled meanwhile: the prediction stays a layer
+        unlabeled = project.classes.unlabeled_id
+        open_docs = dict(session.documents())
+        try:
+            if image_id in open_docs:
+                document = open_docs[image_id]
+                if (document.mask != unlabeled).any():
+                    return
+                before = document.mask.copy()
+                document.replace_all("Pre-label", loop.prelabel_mask(prediction.labels, unlabeled))
+                self.effort.model_wrote(image_id, before, document.mask)
+                session.set_status("predicted", image_id)
+            else:
+                existing = project.read_mask(record)
+                if existing is not None and (existing != unlabeled).any():
+                    return
+                before = project.blank_mask(record)
+                after = loop.prelabel_mask(prediction.labels, unlabeled)
+                project.write_mask(record, after, status="predicted")
+                self.effort.model_wrote(image_id, before, after)
+                session.status_changed.emit(image_id, "predicted")
+        except SegstudioError as exc:
+            self.message.emit(f"could not pre-label '{image_id}': {exc}")
+            return
+        self.effort_changed.emit()
+
+    # -- the current image's prediction -----------------------------------------------------------
+    def prediction(self, image_id: str | None = None) -> Prediction | None:
+        if self.cache is None or self.session is None:
+            return None
+        image_id = image_id or self.session.current_id
+        if image_id is None:
+            return None
+        prediction = self.cache.get(image_id)
+        if prediction is not None and self.session.document is not None \
+                and image_id == self.session.current_id and prediction.shape != self.session.document.shape:
+            return None  # the image was replaced since: predict again
+        return prediction
+
+    def refresh_layers(self) -> None:
+        """Draw (or remove) the three layers for the current image."""
+        session = self.session
+        prediction = self.prediction()
+        document = session.document if session is not None else None
+        if prediction is None or document is None:
+            for name in (LAYER_PREDICTION, LAYER_CONFIDENCE, LAYER_DISAGREEMENT):
+                self.canvas.set_extra_layer(name, None)
+            return
+        classes = document.classes
+        # order matters: the canvas draws extra layers in the order they were first added
+        self.canvas.set_extra_layer(LAYER_CONFIDENCE, None if self.confidence_kind is None else
+                                    loop.confidence_rgba(loop.uncertainty_map(prediction, self.confidence_kind)))
+        self.canvas.set_extra_layer(LAYER_PREDICTION, loop.prediction_rgba(
+            prediction.labels, classes, self.style, self.opacity) if self.show_prediction else None)
+        self.canvas.set_extra_layer(LAYER_DISAGREEMENT, loop.disagreement_rgba(
+            document.mask, prediction.labels, classes.unlabeled_id) if self.show_disagreement else None)
+
+    def set_view(self, *, show_prediction: bool | None = None, style: str | None = None,
+                 opacity: float | None = None, confidence: str | None | bool = False,
+                 disagreement: bool | None = None) -> None:
+        """Change what is shown; `confidence` takes a kind, None (off) or False (unchanged)."""
+        if show_prediction is not None:
+            self.show_prediction = show_prediction
+        if style is not None:
+            self.style = style
+        if opacity is not None:
+            self.opacity = opacity
+        if confidence is not False:
+            self.confidence_kind = confidence  # type: ignore[assignment]
+        if disagreement is not None:
+            self.show_disagreement = disagreement
+        self.refresh_layers()
+
+    # -- accepting ----------------------------------------------------------------------------------
+    def _accept(self, make: str, x: int = 0, y: int = 0) -> bool:
+        session = self.session
+        document = session.document if session is not None else None
+        prediction = self.prediction()
+        if session is None or document is None or prediction is None:
+            self.message.emit("no prediction for this image; predict it first")
+            return False
+        unlabeled = document.classes.unlabeled_id
+        edit: AcceptEdit
+        if make == "all":
+            edit = loop.accept_all(document.mask, prediction.labels, unlabeled)
+        elif make == "unlabeled":
+            edit = loop.accept_unlabeled(document.mask, prediction.labels, unlabeled)
+        else:
+            edit = loop.accept_region(document.mask, prediction.labels, x, y, unlabeled)
+        before = document.mask.copy()
+        if not edit.apply(document):
+            self.message.emit("the prediction adds nothing here")
+            return False
+        assert self.effort is not None
+        self.effort.model_wrote(session.current_id or "", before, document.mask)
+        # model content awaits the user's check again, whatever the status was
+        session.set_status("predicted", session.current_id)
+        self.message.emit(f"{edit.label}: {edit.pixels} pixels (undo with Ctrl+Z)")
+        self.effort_changed.emit()
+        return True
+
+    def accept_all(self) -> bool:
+        return self._accept("all")
+
+    def accept_unlabeled(self) -> bool:
+        return self._accept("unlabeled")
+
+    def accept_region(self, x: int, y: int) -> bool:
+        return self._accept("region", int(x), int(y))
+
+    def confirm_reviewed(self) -> bool:
+        """The user checked the image: save it with status reviewed."""
+        return self.session.mark_done(reviewed=True) if self.session else False
+
+    # -- review queue ---------------------------------------------------------------------------------
+    def scores(self) -> dict[str, ImageScore]:
+        return {} if self.cache is None else self.cache.scores()
+
+    def review_queue(self) -> list[str]:
+        """Predicted images still to look at, most uncertain first."""
+        if self.session is None:
+            return []
+        project = self.session.project
+        pending = [r.id for r in project.images_where(statuses=QUEUE_STATUSES)]
+        return loop.review_order(self.scores(), self.review_key, only=pending)
+
+    def set_review_key(self, key: str) -> None:
+        self.review_key = key
+        self.queue_changed.emit()
+
+    def next_uncertain(self) -> str | None:
+        """Open the most uncertain image after the current one; its id, or None."""
+        if self.session is None:
+            return None
+        target = loop.next_in_queue(self.review_queue(), self.session.current_id)
+        if target is None:
+            self.message.emit("no predicted image left to review")
+            return None
+        self.session.open_image(target)
+        return target
+
+    # -- effort ---------------------------------------------------------------------------------------
+    def effort_summary(self) -> EffortSummary | None:
+        return None if self.effort is None else self.effort.summary()
+
+    # -- session signals ------------------------------------------------------------------------------
+    def _on_session_image_opened(self, _image_id: str) -> None:
+        self.refresh_layers()
+        self.effort_changed.emit()  # the meter names the open image's share
+
+    def _on_session_edited(self, image_id: str) -> None:
+        if self.show_disagreement and self.session is not None and image_id == self.session.current_id:
+            self._refresh_timer.start()
+
+    def _on_session_saved(self, image_id: str) -> None:
+        if self.session is None or self.effort is None:
+            return
+        document = dict(self.session.documents()).get(image_id)
+        if document is not None:
+            self.effort.record(image_id, document.mask)
+            self.effort_changed.emit()
+
+    def _on_session_status_changed(self, _image_id: str, _status: str) -> None:
+        self.queue_changed.emit()
