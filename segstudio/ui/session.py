@@ -56,6 +56,9 @@ class OpenImage:
     listener: object = field(default=None, repr=False)
 
 
+_RUNNING: set[_LoadJob] = set()
+
+
 class _LoadSignals(QObject):
     done = Signal(object)
     failed = Signal(str, str)
@@ -70,9 +73,20 @@ class _LoadJob(QRunnable):
 
     def run(self) -> None:
         try:
-            self.signals.done.emit(self._session.load(self.image_id))
+            loaded = self._session.load(self.image_id)
         except SegstudioError as exc:
-            self.signals.failed.emit(self.image_id, str(exc))
+            self._emit(self.signals.failed, self.image_id, str(exc))
+        except (OSError, MemoryError, ValueError) as exc:
+            self._emit(self.signals.failed, self.image_id, f"{type(exc).__name__}: {exc}")
+        else:
+            self._emit(self.signals.done, loaded)
+
+    @staticmethod
+    def _emit(signal: object, *args: object) -> None:
+        try:
+            signal.emit(*args)  # type: ignore[attr-defined]
+        except RuntimeError:
+            pass  # the session closed while this image was loading; nobody wants it now
 
 
 class EditingSession(QObject):
@@ -191,6 +205,7 @@ class EditingSession(QObject):
             job.signals.done.connect(self._on_job_done)
             job.signals.failed.connect(self._on_job_failed)
             self._jobs.add(job)
+            _RUNNING.add(job)  # outlives a session closed mid-load, until the thread is done
             self.loading.emit(image_id)
             QThreadPool.globalInstance().start(job)
             return True
@@ -204,7 +219,9 @@ class EditingSession(QObject):
         return True
 
     def _forget_job(self, image_id: str) -> None:
-        self._jobs = {job for job in self._jobs if job.image_id != image_id}
+        done = {job for job in self._jobs if job.image_id == image_id}
+        self._jobs -= done
+        _RUNNING.difference_update(done)
 
     def _on_job_done(self, loaded: LoadedImage) -> None:
         self._forget_job(loaded.image_id)
