@@ -1,0 +1,137 @@
+"""Run folders and checkpoints: safetensors weights plus a tensors-and-dicts state file.
+
+    PROJECT/runs/<run-id>/
+      config.json              the resolved training settings
+      metrics.jsonl            one `epoch_end` event per line
+      checkpoints/last.safetensors, last.pt   weights; optimizer, scheduler, scaler,
+                                              epoch, best figures and RNG states
+      checkpoints/best.safetensors            weights of the best epoch (val mIoU)
+      previews/                                image | truth | prediction PNGs
+
+The state file holds only tensors, numbers, strings, lists and dicts, so it is read with
+`torch.load(weights_only=True)`: no pickled objects are ever loaded.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import random
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load as load_safetensors_bytes
+from safetensors.torch import save as save_safetensors_bytes
+from torch import nn
+
+from segstudio.core.atomic import atomic_write_bytes, atomic_write_json
+from segstudio.core.errors import TrainingError
+
+
+def new_run_id(runs_dir: Path, name: str | None, arch: str, encoder: str) -> str:
+    """A readable, unique folder name: the given name, or time + model."""
+    base = name or f"{time.strftime('%Y%m%d-%H%M%S')}-{arch}-{encoder}"
+    base = re.sub(r"[^A-Za-z0-9._+-]+", "-", base).strip("-.") or "run"
+    candidate, n = base, 2
+    while (runs_dir / candidate).exists():
+        candidate = f"{base}-{n}"
+        n += 1
+    return candidate
+
+
+def resolve_run_dir(project_root: Path, run: str) -> Path:
+    """`--resume RUN`: a run id under PROJECT/runs or a path to a run folder."""
+    for candidate in (Path(run), project_root / "runs" / run):
+        if (candidate / "checkpoints" / "last.pt").is_file():
+            return candidate
+    raise TrainingError(
+        f"no resumable run '{run}' (looked for checkpoints/last.pt in {run} and "
+        f"{project_root / 'runs' / run}); give a run id from {project_root / 'runs'}"
+    )
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The plain model inside DistributedDataParallel (or torch.compile)."""
+    inner = getattr(model, "module", None)
+    model = inner if isinstance(inner, nn.Module) else model
+    return getattr(model, "_orig_mod", model)
+
+
+def cpu_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """Contiguous CPU copies (channels_last weights are not contiguous, safetensors wants that)."""
+    return {k: v.detach().to("cpu").contiguous() for k, v in unwrap(model).state_dict().items()}
+
+
+def save_weights(path: Path, model: nn.Module, metadata: dict[str, str] | None = None) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_bytes(path, save_safetensors_bytes(cpu_state_dict(model), metadata=metadata))
+
+
+def load_weights(path: Path, model: nn.Module) -> None:
+    try:
+        state = load_safetensors_bytes(path.read_bytes())
+    except Exception as exc:  # corrupt or truncated file
+        raise TrainingError(f"cannot read weights {path} ({exc}); the run's checkpoint is damaged") from exc
+    unwrap(model).load_state_dict(state)
+
+
+# -- RNG states, as plain tensors ------------------------------------------------------------
+def capture_rng() -> dict[str, Any]:
+    np_state = np.random.get_state()
+    py_state = random.getstate()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": {"keys": torch.from_numpy(np.asarray(np_state[1], dtype=np.int64)),
+                  "pos": int(np_state[2]), "has_gauss": int(np_state[3]), "gauss": float(np_state[4])},
+        "python": {"version": int(py_state[0]), "state": torch.tensor(py_state[1], dtype=torch.int64)},
+    }
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    numpy_state = state["numpy"]
+    np.random.set_state(("MT19937", numpy_state["keys"].numpy().astype(np.uint32),
+                         numpy_state["pos"], numpy_state["has_gauss"], numpy_state["gauss"]))
+    python_state = state["python"]
+    random.setstate((python_state["version"], tuple(int(v) for v in python_state["state"].tolist()), None))
+    if "cuda" in state and torch.cuda.is_available():
+        try:
+            torch.cuda.set_rng_state_all(state["cuda"])
+        except RuntimeError:  # fewer GPUs than when saved: keep the fresh states
+            pass
+
+
+def save_state(path: Path, state: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    atomic_write_bytes(path, buffer.getvalue())
+
+
+def load_state(path: Path) -> dict[str, Any]:
+    try:
+        return torch.load(str(path), map_location="cpu", weights_only=True)
+    except Exception as exc:
+        raise TrainingError(f"cannot read training state {path} ({exc}); start a new run instead") from exc
+
+
+def write_config(run_dir: Path, config: dict[str, Any]) -> None:
+    atomic_write_json(run_dir / "config.json", config)
+
+
+def read_config(run_dir: Path) -> dict[str, Any]:
+    try:
+        return json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise TrainingError(f"cannot read {run_dir / 'config.json'} ({exc}); the run cannot be resumed") from exc
+
+
+def append_jsonl(path: Path, record: dict[str, Any]) -> None:
+    with path.open("a", encoding="utf-8") as handle:
+        handle.write(json.dumps(record, allow_nan=False) + "\n")

@@ -1,0 +1,174 @@
+"""Training events: what `fit` reports, and the two ways they are written out.
+
+With `segstudio train --events jsonl` every event is one JSON object on one line of stdout,
+flushed at once; nothing else goes to stdout (logs go to stderr). The app's training
+dashboard reads exactly this stream. Values that are undefined (the IoU of a class absent
+from truth and prediction, GPU memory on a CPU) are JSON null, never NaN. Every event has
+`event` (its kind) and `time` (Unix seconds). A run ends with exactly one of
+`run_finished`, `stopped` or `error`.
+
+run_started   run_id, run_dir, config (every training setting, resolved), device (name),
+              device_type (cuda/mps/cpu), amp ("bf16"/"fp16"/"off"), world_size,
+              train_images, val_images, classes [names, in model output order],
+              epochs, steps_per_epoch, start_epoch (0, or the epoch a resume starts at)
+progress      epoch (1-based), epochs, step (1-based, within the epoch), steps, loss
+              (running mean over the epoch), lr, images_per_s; at most ~2 per second
+epoch_end     epoch, epochs, train_loss, val_loss, miou, mean_dice, pixel_accuracy,
+              mean_class_accuracy, per_class {name: {iou, dice, accuracy}}, lr, seconds,
+              images_per_s, data_wait_share (share of train step time spent waiting for
+              data), peak_gpu_memory_mb (null off CUDA), best_miou, is_best
+preview       epoch, images [paths of PNGs: image | truth | prediction, for up to 4 fixed
+              validation images, under RUN_DIR/previews/]
+checkpoint    epoch, kind ("best"/"last"), path (the checkpoint's weights file)
+warning       message
+error         message (what went wrong and what to do)
+stopped       epoch (completed epochs), reason ("signal"/"max_minutes"/"requested"),
+              checkpoint (path of the last checkpoint), model (path of the best model
+              written so far, or null)
+run_finished  epochs (completed), best_epoch, best {miou, mean_dice, pixel_accuracy,
+              mean_class_accuracy, per_class}, model (PROJECT/models/<run-id>), run_dir,
+              minutes, reason ("completed"/"early_stopping"/"max_minutes")
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+import time
+from collections.abc import Callable
+from typing import Any, TextIO
+
+EVENT_KINDS = (
+    "run_started", "progress", "epoch_end", "preview", "checkpoint",
+    "warning", "error", "stopped", "run_finished",
+)
+
+EventHandler = Callable[[dict[str, Any]], None]
+
+
+def jsonable(value: Any) -> Any:
+    """`value` with NaN/inf turned into None and tuples into lists, for strict JSON."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [jsonable(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalars
+        return jsonable(value.item())
+    if hasattr(value, "__fspath__"):
+        return str(value)
+    return value
+
+
+def make_event(kind: str, /, **fields: Any) -> dict[str, Any]:
+    if kind not in EVENT_KINDS:
+        raise ValueError(f"unknown event kind {kind!r}")
+    return {"event": kind, "time": round(time.time(), 3), **jsonable(fields)}
+
+
+class JsonlWriter:
+    """Writes each event as one JSON line and flushes, so a reader sees it at once."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        line = json.dumps(jsonable(event), allow_nan=False, separators=(",", ":"))
+        try:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+        except BrokenPipeError:  # the reader (the app) went away; training carries on
+            pass
+
+
+def _fmt(value: Any, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+class ConsoleWriter:
+    """Human output on stderr: a progress line, one line per epoch, a summary table."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self.stream = stream or sys.stderr
+        self._last_epoch: dict[str, Any] | None = None
+        self._progress_shown = False
+
+    def _line(self, text: str) -> None:
+        if self._progress_shown:
+            self.stream.write("\n")
+            self._progress_shown = False
+        self.stream.write(text + "\n")
+        self.stream.flush()
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        kind = event["event"]
+        if kind == "run_started":
+            self._line(
+                f"run {event['run_id']} on {event['device']} (amp {event['amp']}): "
+                f"{event['train_images']} train / {event['val_images']} val images, "
+                f"{event['epochs']} epochs x {event['steps_per_epoch']} steps -> {event['run_dir']}"
+            )
+        elif kind == "progress":
+            self.stream.write(
+                f"\repoch {event['epoch']}/{event['epochs']} step {event['step']}/{event['steps']} "
+                f"loss {_fmt(event['loss'], 4)} {_fmt(event['images_per_s'], 1)} img/s   "
+            )
+            self.stream.flush()
+            self._progress_shown = True
+        elif kind == "epoch_end":
+            self._last_epoch = event
+            self._line(
+                f"epoch {event['epoch']}/{event['epochs']}: train loss {_fmt(event['train_loss'], 4)} "
+                f"val loss {_fmt(event['val_loss'], 4)} mIoU {_fmt(event['miou'])} "
+                f"acc {_fmt(event['pixel_accuracy'])} ({_fmt(event['seconds'], 1)} s)"
+                + ("  *best*" if event.get("is_best") else "")
+            )
+        elif kind in ("warning", "error"):
+            self._line(f"{kind}: {event['message']}")
+        elif kind == "checkpoint" and event["kind"] == "best":
+            pass
+        elif kind == "stopped":
+            self._line(f"stopped after epoch {event['epoch']}; checkpoint {event['checkpoint']}")
+            if event.get("model"):
+                self._line(f"best model so far: {event['model']}")
+        elif kind == "run_finished":
+            self._summary(event)
+
+    def _summary(self, event: dict[str, Any]) -> None:
+        best = event.get("best") or {}
+        self._line(
+            f"finished ({event['reason']}) after {event['epochs']} epochs in {_fmt(event['minutes'], 1)} min; "
+            f"best epoch {event['best_epoch']}"
+        )
+        per_class = best.get("per_class") or {}
+        if per_class:
+            width = max(len(name) for name in per_class)
+            self._line(f"{'class':<{width}}   IoU    Dice")
+            for name, values in per_class.items():
+                self._line(f"{name:<{width}}  {_fmt(values.get('iou')):>5}  {_fmt(values.get('dice')):>5}")
+        self._line(
+            f"mIoU {_fmt(best.get('miou'))}  mean Dice {_fmt(best.get('mean_dice'))}  "
+            f"pixel acc {_fmt(best.get('pixel_accuracy'))}  mean class acc {_fmt(best.get('mean_class_accuracy'))}"
+        )
+        self._line(f"model: {event['model']}")
+
+
+class Throttle:
+    """True at most every `interval` seconds (and always when forced)."""
+
+    def __init__(self, interval: float = 0.5) -> None:
+        self.interval = interval
+        self._last = -math.inf
+
+    def ready(self, force: bool = False) -> bool:
+        now = time.monotonic()
+        if force or now - self._last >= self.interval:
+            self._last = now
+            return True
+        return False
