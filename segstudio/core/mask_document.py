@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+import cv2
 import numpy as np
 
 from segstudio.core.classes import ClassTable
@@ -45,7 +46,10 @@ def _check_values(values: Values) -> Values:
 
 
 class MaskDocument:
-    """An HxW uint8 class-id mask with stroke-based edits and a tile-diff history."""
+    """An HxW uint8 class-id mask with stroke-based edits and a tile-diff history.
+
+    Not thread-safe: mutate it from one thread (the UI's); compute selections elsewhere.
+    """
 
     def __init__(
         self,
@@ -85,7 +89,6 @@ class MaskDocument:
         self._stroke_label: str | None = None
         self._copies: dict[tuple[int, int], np.ndarray] = {}
         self._stroke_changed = False
-        self._batch: list[Region] | None = None
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -142,9 +145,6 @@ class MaskDocument:
         if not regions:
             return
         self.revision += 1
-        if self._batch is not None:
-            self._batch.extend(regions)
-            return
         if len(regions) > MAX_SEPARATE_NOTIFY:
             regions = [Region.bounding(regions)]
         for fn in list(self._listeners):
@@ -264,20 +264,8 @@ class MaskDocument:
                 f"the new mask is {new_mask.shape[:2]} but the image is {self.shape}; "
                 "resize it to the image first"
             )
-        self.begin_stroke(label)
-        self._batch = []
-        try:
-            height, width = self.shape
-            for ty in range(0, (height + self.tile - 1) // self.tile):
-                for tx in range(0, (width + self.tile - 1) // self.tile):
-                    region = self._tile_region(ty, tx)
-                    block = new_mask[region.slices]
-                    if not np.array_equal(self._data[region.slices], block):
-                        self.write(region, block)
-        finally:
-            batch, self._batch = self._batch, None
-        self._notify(batch)
-        return self.end_stroke()
+        new_mask = _check_values(new_mask)
+        return self._replace_tiles(label, lambda region, _old: new_mask[region.slices])
 
     def remap(self, label: str, lut: np.ndarray) -> bool:
         """Map every pixel through a 256-entry table (deleting or merging classes), one step."""
@@ -286,7 +274,35 @@ class MaskDocument:
             raise ValueError("remap needs a table of 256 class ids")
         if lut.min() < 0 or lut.max() > 255:
             raise MaskError("remap table values must be class ids 0-255")
-        return self.replace_all(label, lut.astype(np.uint8)[self._data])
+        table = np.ascontiguousarray(lut, dtype=np.uint8)
+        if np.array_equal(table, np.arange(256)):
+            return False
+        return self._replace_tiles(label, lambda _region, old: cv2.LUT(old, table))
+
+    def _replace_tiles(
+        self, label: str, new_block: Callable[[Region, np.ndarray], np.ndarray]
+    ) -> bool:
+        """One step setting each tile to new_block(tile, old): old and new are both at hand,
+        so the diff is taken directly, with no tile copies and one pass over the mask."""
+        self.end_stroke()
+        patches: list[TilePatch] = []
+        height, width = self.shape
+        for ty in range((height + self.tile - 1) // self.tile):
+            for tx in range((width + self.tile - 1) // self.tile):
+                region = self._tile_region(ty, tx)
+                old = self._data[region.slices]
+                new = new_block(region, old)
+                patch = make_patch(region.y0, region.x0, old, new)
+                if patch is not None:
+                    old[...] = new
+                    patches.append(patch)
+        if not patches:
+            return False
+        state = new_state_id()
+        self._history.push(EditEntry(label, tuple(patches), self._state, state))
+        self._state = state
+        self._notify(p.region for p in patches)
+        return True
 
     # -- history -------------------------------------------------------------------------------
     def _step(self, entry: EditEntry | None, target_state: int) -> Region | None:

@@ -4,8 +4,19 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
 
-from segstudio.core.history import EditEntry, EditHistory, TilePatch, make_patch, new_state_id
+from segstudio.core.history import (
+    EditEntry,
+    EditHistory,
+    TilePatch,
+    decode_block,
+    encode_block,
+    make_patch,
+    new_state_id,
+)
 from segstudio.core.region import Region
 
 
@@ -107,3 +118,34 @@ def test_bytes_account_for_both_stacks_and_clear() -> None:
 def test_max_steps_must_be_positive() -> None:
     with pytest.raises(ValueError):
         EditHistory(budget_bytes=100, max_steps=0)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    block=hnp.arrays(
+        np.uint8,
+        hnp.array_shapes(min_dims=2, max_dims=2, min_side=1, max_side=40),
+        elements=st.sampled_from([0, 0, 0, 3, 7, 255]) | st.integers(0, 255),
+    )
+)
+def test_encode_decode_round_trip(block: np.ndarray) -> None:
+    data = encode_block(block)
+    assert np.array_equal(decode_block(data, block.size), block.reshape(-1))
+
+
+@pytest.mark.parametrize("kind", ["runs", "noise", "one pixel"])
+def test_both_encodings_round_trip(kind: str) -> None:
+    rng = np.random.default_rng(0)
+    if kind == "runs":
+        block = np.zeros((256, 256), np.uint8)
+        block[40:90, 10:250] = 6
+        expected_tag = b"R"
+    elif kind == "noise":
+        block = rng.integers(0, 12, size=(256, 256), dtype=np.uint8)
+        expected_tag = b"Z"
+    else:
+        block = np.full((1, 1), 9, np.uint8)
+        expected_tag = b"R"
+    data = encode_block(block)
+    assert data[:1] == expected_tag
+    assert np.array_equal(decode_block(data, block.size), block.reshape(-1))
