@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import shiboken6
 from PySide6.QtCore import QEvent, QPoint, QPointF, QRectF, Qt, Signal
 from PySide6.QtGui import (
     QBrush,
@@ -79,6 +80,8 @@ class Canvas(QGraphicsView):
         self._tool: Tool = self._tools["brush"]
         self._space_down = False
         self._pan_from: QPoint | None = None
+        # While True the view re-fits on resize (a fresh document, or after zoom_fit).
+        self._auto_fit = True
         self.viewport().setCursor(self._tool.cursor)
 
     # -- ToolHost ---------------------------------------------------------------------------
@@ -262,6 +265,7 @@ class Canvas(QGraphicsView):
 
     # -- zoom -------------------------------------------------------------------------------
     def zoom_fit(self) -> None:
+        self._auto_fit = True
         if self._doc is None:
             return
         h, w = self._doc.shape
@@ -269,12 +273,15 @@ class Canvas(QGraphicsView):
         scale = min((view.width() - 8) / max(w, 1), (view.height() - 8) / max(h, 1))
         self._set_scale(max(MIN_SCALE, min(MAX_SCALE, scale)), None)
         self.centerOn(w / 2, h / 2)
+        self._auto_fit = True
 
     def zoom_100(self) -> None:
+        self._auto_fit = False
         self._set_scale(1.0, None)
 
     def zoom_by(self, factor: float, anchor: QPointF | None = None) -> None:
         """Zoom by `factor`, keeping the image point under `anchor` (viewport px) in place."""
+        self._auto_fit = False
         self._set_scale(self.scale_factor * float(factor), anchor)
 
     def _set_scale(self, scale: float, anchor: QPointF | None) -> None:
@@ -313,6 +320,12 @@ class Canvas(QGraphicsView):
             self._tool.preview(painter, self.scale_factor)
 
     def _on_document_changed(self, region: Region) -> None:
+        if not shiboken6.isValid(self):
+            # The widget was destroyed while its document lives on (e.g. in a session cache).
+            doc = self._doc
+            if doc is not None:
+                doc.remove_listener(self._on_document_changed)
+            return
         if self._mask_layer is not None:
             self._mask_layer.update(region)
         pad = 1 if self._outline else 0
@@ -346,6 +359,7 @@ class Canvas(QGraphicsView):
             delta = pos - self._pan_from
             self._pan_from = pos
             hbar, vbar = self.horizontalScrollBar(), self.verticalScrollBar()
+            self._auto_fit = False
             hbar.setValue(hbar.value() - delta.x())
             vbar.setValue(vbar.value() - delta.y())
             event.accept()
@@ -432,6 +446,8 @@ class Canvas(QGraphicsView):
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
+        if self._auto_fit:
+            self.zoom_fit()  # a document set before the window was laid out still fits
         self.viewport().update()
 
 

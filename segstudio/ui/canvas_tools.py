@@ -195,6 +195,13 @@ class BrushTool(Tool):
     def busy(self) -> bool:
         return self._last is not None
 
+    def key(self, key: int) -> bool:
+        if key == Qt.Key.Key_Escape and self._last is not None:
+            self.cancel()  # Esc mid-stroke throws the stroke away
+            self.host.request_repaint()
+            return True
+        return False
+
     def _footprint(self, at: tuple[float, float]) -> QRectF:
         r = self.host.brush_size + 2
         cx, cy = math.floor(at[0]) + 0.5, math.floor(at[1]) + 0.5

@@ -18,6 +18,7 @@ from PySide6.QtWidgets import QApplication
 from segstudio.core.classes import ClassDef, ClassTable, load_class_file
 from segstudio.core.imageio import read_image_rgb, read_mask
 from segstudio.core.mask_document import MaskDocument
+from segstudio.core.region import Region
 from segstudio.ui.canvas import Canvas
 
 UNLABELED = 255
@@ -490,3 +491,39 @@ def test_camvid_paint_undo_and_screenshot(canvas, camvid_root: Path) -> None:  #
     assert doc.mask[210, 150] == 8 and doc.dirty
     doc.undo()
     assert np.array_equal(doc.mask, mask) and not doc.dirty
+
+
+def test_escape_mid_stroke_restores_the_mask(blank) -> None:  # noqa: ANN001
+    canvas, doc, drive = blank
+    canvas.set_tool("brush")
+    canvas.set_brush_size(6)
+    drive.press(40, 40)
+    drive.move(90, 40)
+    assert doc.mask[40, 60] == canvas.active_class
+    drive.key(Qt.Key.Key_Escape)
+    drive.release(90, 40)
+    assert (doc.mask == UNLABELED).all() and not doc.can_undo
+
+
+def test_document_set_before_layout_fits_after_resize(qtbot) -> None:  # noqa: ANN001
+    widget = Canvas()
+    qtbot.addWidget(widget)
+    image, _ = disk_scene()
+    widget.set_document(image, MaskDocument(np.zeros((160, 160), np.uint8), make_classes()))
+    widget.resize(640, 640)
+    widget.show()
+    qtbot.waitExposed(widget)
+    assert widget.scale_factor == pytest.approx((widget.viewport().height() - 8) / 160, rel=0.05)
+
+
+def test_destroyed_canvas_detaches_from_its_document(qtbot) -> None:  # noqa: ANN001
+    widget = Canvas()
+    image, _ = disk_scene()
+    doc = MaskDocument(np.zeros((160, 160), np.uint8), make_classes())
+    widget.set_document(image, doc)
+    widget.deleteLater()
+    qtbot.wait(10)
+    QApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+    doc.apply_edit("Fill", Region(0, 0, 10, 10), 2)  # must not touch the dead widget
+    doc.apply_edit("Fill", Region(0, 0, 10, 10), 3)
+    assert doc.mask[5, 5] == 3
