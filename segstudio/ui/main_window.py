@@ -10,7 +10,7 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QMainWindow, QStackedWidget, QWidget
+from PySide6.QtWidgets import QApplication, QMainWindow, QStackedWidget, QWidget
 
 from segstudio.ui.actions import Actions
 from segstudio.ui.canvas import Canvas
@@ -62,6 +62,9 @@ class MainWindow(QMainWindow):
         self.loop = install_loop(self)
         self._restore_layout()
         self.workspace.show_welcome()
+        app = QApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._on_app_about_to_quit)
 
     def _connect(self) -> None:
         ws, a, canvas = self.workspace, self.commands, self.canvas
@@ -120,6 +123,13 @@ class MainWindow(QMainWindow):
 
     def open_project(self, path: Path) -> bool:
         return self.workspace.open_project(path)
+
+    def _on_app_about_to_quit(self) -> None:
+        # Quitting without closing the window (session logout, app.quit()) still saves;
+        # what cannot be saved stays in the recovery journal.
+        session = self.workspace.session
+        if session is not None:
+            session.close_all()
 
     def closeEvent(self, event: QCloseEvent) -> None:
         if not self.training.confirm_close():  # a run is going and the user kept it

@@ -233,3 +233,63 @@ def test_geometry_and_recent_projects_persist(qtbot, window: MainWindow, make_pr
     qtbot.addWidget(again)
     assert again.height() == 520  # the width is held up by the docks' minimum sizes
     assert again.settings.recent_projects() == [project.root.resolve()]
+
+
+def test_status_bar_follows_the_cursor(window: MainWindow, make_project) -> None:
+    project = make_project(count=2, labeled=1)
+    window.open_project(project.root)
+    canvas = window.canvas
+    pos = canvas.viewportTransform().map(QPointF(5.5, 2.5))
+    event = QMouseEvent(QEvent.Type.MouseMove, pos, QPointF(canvas.viewport().mapToGlobal(pos.toPoint())),
+                        Qt.MouseButton.NoButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier)
+    QApplication.sendEvent(canvas.viewport(), event)
+    assert window.status.position_label.text() == "x 5, y 2"
+    assert window.status.class_label.text() == "sky (2)"  # the fixture's top third is sky
+    assert window.status.zoom_label.text().endswith("%")
+
+
+def test_thumbnails_arrive_off_the_ui_thread(window: MainWindow, qtbot, make_project) -> None:
+    from segstudio.ui.dataset_dock import THUMB_ROLE
+
+    window.open_project(make_project(count=3).root)
+    model = window.dataset_dock.model
+    model.data(model.index(1), THUMB_ROLE)  # the first request only starts the job
+    qtbot.waitUntil(lambda: model.data(model.index(1), THUMB_ROLE) is not None, timeout=5000)
+    pixmap = model.data(model.index(1), THUMB_ROLE)
+    assert 0 < pixmap.width() <= 72 and 0 < pixmap.height() <= 54
+
+
+def test_gui_command_runs_the_app_on_a_project(qtbot, make_project, monkeypatch, tmp_path) -> None:
+    from PySide6.QtCore import QTimer
+
+    from segstudio.cli.main import build_parser
+
+    monkeypatch.setattr(resources, "user_data_dir", lambda: tmp_path / "appdata")
+    project = make_project()
+    args = build_parser().parse_args(["gui", str(project.root)])
+    seen: list[str] = []
+
+    def close_it() -> None:
+        for widget in QApplication.topLevelWidgets():
+            if isinstance(widget, MainWindow) and widget.workspace.project is not None:
+                seen.append(widget.workspace.session.current_id)
+                widget.close()
+        QApplication.quit()
+
+    QTimer.singleShot(300, close_it)
+    assert args.func(args) == 0
+    assert seen == ["img00"]
+    assert AppSettings().recent_projects() == [project.root.resolve()]
+
+
+def test_sample_project_is_self_contained_and_small() -> None:
+    sample = resources.resources_dir() / "sample"
+    project = Project.open(sample)
+    size = sum(p.stat().st_size for p in sample.rglob("*") if p.is_file())
+    assert size <= 3 * 1024 * 1024
+    assert len(project) >= 16
+    unlabeled = project.images_where(statuses=["unlabeled"])
+    assert unlabeled and all(not project.has_mask(r) for r in unlabeled)
+    for record in project.images_where(statuses=["labeled", "reviewed"]):
+        assert project.image_path(record).is_file()
+        assert project.read_mask(record).shape == (record.height, record.width) == (180, 240)
