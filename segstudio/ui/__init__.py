@@ -1,5 +1,1 @@
-"""Qt user interface. Importing it first guards against a PySide6 6.12 refcount bug."""
-
-from segstudio.ui.qt_compat import protect_singletons
-
-protect_singletons()
+"""Qt user interface: the only layer that imports PySide6."""

@@ -1,4 +1,5 @@
-"""PySide6 6.12 on Python 3.11 steals references to None; segstudio.ui must survive that."""
+"""PySide6 6.12.0 on Python 3.11 steals a reference to None on every void call and aborts the
+app after a few hundred repaints; pyproject.toml keeps that release out. This guards the pin."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import os
 import subprocess
 import sys
 import textwrap
-
-import pytest
 
 SCRIPT = textwrap.dedent(
     """
@@ -35,15 +34,7 @@ def run(guard: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_importing_ui_keeps_many_void_qt_calls_from_crashing() -> None:
-    result = run("import segstudio.ui")
+def test_installed_pyside_survives_many_void_calls() -> None:
+    result = run("")
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "ok"
-
-
-@pytest.mark.skipif(sys.version_info >= (3, 12), reason="None is immortal on Python 3.12+")
-def test_singletons_get_headroom_on_311() -> None:
-    import segstudio.ui  # noqa: F401
-
-    assert sys.getrefcount(None) > 2**39
-    assert sys.getrefcount(True) > 2**39
