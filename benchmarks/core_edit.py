@@ -111,9 +111,10 @@ def main() -> None:
     print(f"click_core_p95_ms={np.percentile(np.array(times) * 1000, 95):.3f}")
 
     # A 200-event drag, begin to commit, then its undo and redo; repeated, medians printed.
-    walls, cpus, commits, undos, redos = [], [], [], [], []
+    walls, cpus, commits, undos, redos, sizes = [], [], [], [], [], []
     for _ in range(REPEATS):
         points = stroke_path(200, size, rng)
+        bytes0 = doc.history_bytes()
         wall0, cpu0 = time.perf_counter(), time.thread_time()
         doc.begin_stroke("Brush")
         tools.dab(doc, points[0][0], points[0][1], 30, 5)
@@ -124,6 +125,7 @@ def main() -> None:
         walls.append(time.perf_counter() - wall0)
         cpus.append(time.thread_time() - cpu0)
         commits.append(time.perf_counter() - t_commit)
+        sizes.append(doc.history_bytes() - bytes0)
         after = digest(doc)
         undos.append(timed(doc.undo))
         redos.append(timed(doc.redo))
@@ -133,6 +135,7 @@ def main() -> None:
     print(f"stroke_commit_ms={median(commits) * 1000:.1f}")
     print(f"undo_ms={median(undos) * 1000:.1f}")
     print(f"redo_ms={median(redos) * 1000:.1f}")
+    print(f"stroke_200_history_kb={median(sizes) / 1024:.1f}")
 
     # Flood fill of the isolated 2048 x 2048 square (4.19 Mpixel) on a fresh document.
     doc = MaskDocument(make_mask(size), CLASSES)

@@ -48,7 +48,9 @@ def _check_values(values: Values) -> Values:
 class MaskDocument:
     """An HxW uint8 class-id mask with stroke-based edits and a tile-diff history.
 
-    Not thread-safe: mutate it from one thread (the UI's); compute selections elsewhere.
+    The document takes the given array over without copying it (an 8k mask is 64 MB):
+    do not write to it afterwards. Not thread-safe: mutate it from one thread (the UI's)
+    and compute selections elsewhere.
     """
 
     def __init__(

@@ -220,7 +220,16 @@ def test_listeners_cover_every_changed_pixel() -> None:
         tools.stroke_segment(doc, -5, 10, 90, 50, 3, 1)
         doc.end_stroke()
 
+    def aborted() -> None:
+        doc.begin_stroke("Brush")
+        tools.dab(doc, 30, 30, 9, 4)
+        before_abort = doc.mask.copy()
+        rec.regions.clear()
+        doc.abort_stroke()
+        assert not (before_abort != doc.mask)[~rec.covered(doc.shape)].any()
+
     check(brush)
+    check(aborted)
     check(lambda: tools.flood_fill(doc, 5, 5, 7))
     check(lambda: tools.polygon_fill(doc, [(0, 0), (70, 10), (20, 55)], 8))
     check(lambda: tools.magic_wand(doc, image, 60, 30, 10, 2))
