@@ -52,9 +52,13 @@ class ExportRun:
     done: list[ImageRecord] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
 
-    def masks(self) -> Iterator[tuple[ImageRecord, np.ndarray]]:
-        """Each chosen image with its checked mask; unreadable ones are reported, not fatal."""
+    def masks(self, need_image: bool = True) -> Iterator[tuple[ImageRecord, np.ndarray]]:
+        """Each chosen image with its checked mask; a missing image or an unreadable mask is
+        reported and left out, not fatal."""
         for index, record in enumerate(self.records):
+            if need_image and not self.project.image_path(record).is_file():
+                self.skipped.append((record.id, f"image {self.project.image_path(record)} is missing; relink or remove it"))
+                continue
             try:
                 mask = self.project.read_mask(record)
             except SegstudioError as exc:
@@ -89,12 +93,6 @@ def prepare_out(out: Path) -> None:
         raise ExportError(f"cannot create output folder {out}: {exc.strerror or exc}") from exc
     if not out.is_dir():
         raise ExportError(f"{out} is not a folder; choose an output folder")
-
-
-def guard_io(what: Path) -> Callable[[OSError], ExportError]:
-    def convert(exc: OSError) -> ExportError:
-        return ExportError(f"cannot write {what}: {exc.strerror or exc}; is the folder writable?")
-    return convert
 
 
 def copy_image(project: Project, record: ImageRecord, dest: Path) -> None:

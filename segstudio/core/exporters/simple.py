@@ -25,7 +25,7 @@ def export_masks(run: ExportRun) -> None:
 
 def export_color(run: ExportRun) -> None:
     classes = run.project.classes
-    for record, mask in run.masks():
+    for record, mask in run.masks(need_image=False):
         imageio.write_rgb_png(run.out / "color" / f"{record.id}.png", imageio.colorize(mask, classes))
     write_classes(run.out, classes)
     write_split_lists(run.out, run.done)

@@ -62,6 +62,7 @@ class DatasetSource:
     format: str
     classes: ClassTable | None
     items: Iterable[ImportItem | Skip]
+    parallel: bool = True  # loaders may run ahead on threads (False: they share mutable state)
 
 
 @dataclass(frozen=True)

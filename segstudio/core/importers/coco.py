@@ -114,13 +114,11 @@ def _class_table(data: dict[str, Any]) -> tuple[ClassTable, dict[int, int], int]
 def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetSource:
     if not options.sources:
         raise DatasetImportError("the coco format needs one or more instances JSON files")
-    files = [path for path in options.sources]
-    first: CocoFile | None = None
-    if len(files) == 1:
-        first = _open(files[0])
+    files = list(options.sources)
+    # The first file's classes become a new project's table; later files merge by name.
+    first = _open(files[0])
     image_root = options.images[0] if options.images else None
-    classes = first.classes if first is not None else None
-    return DatasetSource("coco", classes, _items(files, first, image_root, options.split))
+    return DatasetSource("coco", first.classes, _items(files, first, image_root, options.split))
 
 
 def _open(path: Path) -> CocoFile:
@@ -130,11 +128,11 @@ def _open(path: Path) -> CocoFile:
         raise DatasetImportError(f"{path}: {exc}") from exc
 
 
-def _items(files: list[Path], first: CocoFile | None, image_root: Path | None,
+def _items(files: list[Path], first: CocoFile, image_root: Path | None,
            split: str | None) -> Iterator[ImportItem | Skip]:
     for path in files:
         try:
-            coco = first if first is not None and first.path == path else _open(path)
+            coco = first if path is first.path else _open(path)
         except DatasetImportError as exc:
             yield Skip(path, str(exc).removeprefix(f"{path}: "))
             continue

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
-from collections.abc import Callable, Iterable
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -33,6 +36,8 @@ log = logging.getLogger(__name__)
 Scanner = Callable[[ImportOptions, "ClassTable | None"], DatasetSource]
 ProgressCallback = Callable[[int, str], None]
 
+# Threads that read images and masks ahead of the writer (decoding releases the GIL).
+READ_WORKERS = 4
 # How many skipped files an error message lists before it says "and N more".
 MESSAGE_SKIP_LINES = 20
 
@@ -122,7 +127,7 @@ def run_import(root: str | Path, fmt: str, scan: Scanner, options: ImportOptions
     try:
         with project_transaction(project) as created:
             run = _ImportRun(project, options, created, created_dirs, progress)
-            run.consume(source.items)
+            run.consume(source.items, parallel=source.parallel)
             if run.images == 0:
                 raise DatasetImportError(_nothing_message(root, fmt, run.skipped))
             try:
@@ -161,14 +166,15 @@ class _ImportRun:
         self.skipped: list[tuple[str, str]] = []
         self._image_stems: set[str] | None = None
 
-    def consume(self, items: Iterable[ImportItem | Skip]) -> None:
-        for entry in items:
+    def consume(self, items: Iterable[ImportItem | Skip], parallel: bool = True) -> None:
+        workers = min(READ_WORKERS, os.cpu_count() or 1) if parallel else 1
+        for entry, ready in _prefetched(items, workers):
             if isinstance(entry, Skip):
                 self._skip(entry.path, entry.reason)
                 continue
             mark = len(self.created)
             try:
-                self._import_one(entry)
+                self._import_one(entry, ready)
             except _FatalImportError:
                 raise
             except (SegstudioError, OSError, ValueError) as exc:
@@ -189,7 +195,7 @@ class _ImportRun:
                 path.unlink()
         del self.created[mark:]
 
-    def _import_one(self, item: ImportItem) -> None:
+    def _import_one(self, item: ImportItem, ready: Future[_Read] | None) -> None:
         image_id = self._free_id(item.name)
         image_path = item.image
         if item.image_bytes is not None:
@@ -197,17 +203,15 @@ class _ImportRun:
             self._write(image_path, lambda target: target.write_bytes(item.image_bytes or b""))
         if image_path is None:
             raise DatasetImportError("no image file and no embedded image data")
-        info = imageio.read_image_info(image_path, verify=True)
+        info, mask = ready.result() if ready is not None else _read(item, image_path)
         ids = None
-        if item.load_mask is not None:
-            mask = item.load_mask(info)
-            if mask is not None:
-                if mask.ids.shape != (info.height, info.width):
-                    raise MaskError(
-                        f"mask is {mask.ids.shape[1]}x{mask.ids.shape[0]} but the image is "
-                        f"{info.width}x{info.height}"
-                    )
-                ids = self.merger.to_project(mask, source=str(item.source))
+        if mask is not None:
+            if mask.ids.shape != (info.height, info.width):
+                raise MaskError(
+                    f"mask is {mask.ids.shape[1]}x{mask.ids.shape[0]} but the image is "
+                    f"{info.width}x{info.height}"
+                )
+            ids = self.merger.to_project(mask, source=str(item.source))
         if self.options.copy and item.image_bytes is None:
             target = self._project_file(f"{image_id}{image_path.suffix.lower()}")
             self._write(target, lambda dest: shutil.copyfile(image_path, dest))
@@ -253,6 +257,35 @@ class _ImportRun:
             if not target.parent.exists() or target.parent == self.project.root / "images":
                 raise _FatalImportError(_write_failed(target, exc)) from exc
             raise
+
+
+_Read = tuple[imageio.ImageInfo, SourceMask | None]
+
+
+def _read(item: ImportItem, image_path: Path) -> _Read:
+    """The reading half of an import (header check, mask decode): no project state, so it
+    can run ahead on worker threads while the main thread writes."""
+    info = imageio.read_image_info(image_path, verify=True)
+    return info, (item.load_mask(info) if item.load_mask is not None else None)
+
+
+def _prefetched(items: Iterable[ImportItem | Skip], workers: int
+                ) -> Iterator[tuple[ImportItem | Skip, Future[_Read] | None]]:
+    """Items in order, each with its read already started (a bounded window ahead)."""
+    if workers <= 1:
+        yield from ((entry, None) for entry in items)
+        return
+    with ThreadPoolExecutor(workers, thread_name_prefix="import-read") as pool:
+        window: deque[tuple[ImportItem | Skip, Future[_Read] | None]] = deque()
+        for entry in items:
+            future = None
+            if isinstance(entry, ImportItem) and entry.image is not None and entry.image_bytes is None:
+                future = pool.submit(_read, entry, entry.image)
+            window.append((entry, future))
+            if len(window) > 2 * workers:
+                yield window.popleft()
+        while window:
+            yield window.popleft()
 
 
 def _reason(exc: BaseException, source: Path) -> str:

@@ -89,7 +89,9 @@ def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetS
 
         fixed = class_file(options.classes_file)
     registry = LabelRegistry(fixed)
-    return DatasetSource("labelme", fixed, _items(options.sources, registry, options.split or "unassigned"))
+    # Loaders grow the label registry in file order, so they must not run ahead on threads.
+    items = _items(options.sources, registry, options.split or "unassigned")
+    return DatasetSource("labelme", fixed, items, parallel=False)
 
 
 def _items(sources: tuple[Path, ...], registry: LabelRegistry, split: str) -> Iterator[ImportItem | Skip]:
