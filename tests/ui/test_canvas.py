@@ -16,6 +16,7 @@ from PySide6.QtGui import QKeyEvent, QMouseEvent, QWheelEvent
 from PySide6.QtWidgets import QApplication
 
 from segstudio.core.classes import ClassDef, ClassTable, load_class_file
+from segstudio.core.errors import MaskError
 from segstudio.core.imageio import read_image_rgb, read_mask
 from segstudio.core.mask_document import MaskDocument
 from segstudio.core.region import Region
@@ -527,3 +528,21 @@ def test_destroyed_canvas_detaches_from_its_document(qtbot) -> None:  # noqa: AN
     doc.apply_edit("Fill", Region(0, 0, 10, 10), 2)  # must not touch the dead widget
     doc.apply_edit("Fill", Region(0, 0, 10, 10), 3)
     assert doc.mask[5, 5] == 3
+
+
+def test_mismatched_sizes_are_reported(canvas) -> None:  # noqa: ANN001
+    image, _ = disk_scene()
+    doc = MaskDocument(np.zeros((100, 160), np.uint8), make_classes())
+    with pytest.raises(MaskError, match="must match"):
+        canvas.set_document(image, doc)
+    open_doc(canvas, image, np.zeros((160, 160), np.uint8))
+    with pytest.raises(MaskError, match="layer 'heat'"):
+        canvas.set_extra_layer("heat", np.zeros((10, 10, 4), np.uint8))
+
+
+def test_sixteen_bit_gray_image_is_shown_stretched(canvas) -> None:  # noqa: ANN001
+    ramp = np.tile(np.linspace(1000, 3000, 160), (160, 1)).astype(np.uint16)
+    open_doc(canvas, ramp, np.full((160, 160), UNLABELED, np.uint8))
+    shown = canvas.image
+    assert shown is not None and shown.dtype == np.uint8 and shown.shape == (160, 160, 3)
+    assert shown[:, 0].max() < 10 and shown[:, -1].min() > 245
