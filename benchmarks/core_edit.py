@@ -25,7 +25,9 @@ import numpy as np
 
 from segstudio.core import tools
 from segstudio.core.classes import ClassTable
+from segstudio.core.grabcut import Selection
 from segstudio.core.mask_document import MaskDocument
+from segstudio.core.region import Region
 
 REPEATS = 5
 CLASSES = ClassTable.from_names([f"class_{i}" for i in range(11)] + ["void"], ignore="void")
@@ -41,6 +43,25 @@ def make_mask(size: int, seed: int = 0) -> np.ndarray:
     mask[lo - 1 : lo + side + 1, lo - 1 : lo + side + 1] = 4
     mask[lo : lo + side, lo : lo + side] = 3
     return np.ascontiguousarray(mask)
+
+
+def make_image(size: int, rng: np.random.Generator) -> tuple[np.ndarray, Selection]:
+    """A grey RGB image with a noisy red ellipse (1400 x 1000 px) in the middle."""
+    image = np.empty((size, size, 3), np.uint8)
+    image[...] = (110, 125, 135)
+    c = size // 2
+    region = Region(c - 1200, c - 1200, c + 1200, c + 1200)
+    yy, xx = np.ogrid[-1200:1200, -1200:1200]
+    where = (yy / 500.0) ** 2 + (xx / 700.0) ** 2 <= 1
+    patch = image[region.slices]
+    patch[where] = (190, 50, 40)
+    noise = rng.integers(-12, 13, size=patch.shape, dtype=np.int16)
+    patch[...] = np.clip(patch.astype(np.int16) + noise, 0, 255).astype(np.uint8)
+    return image, Selection(region, where)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / max(1, (a | b).sum()))
 
 
 def digest(doc: MaskDocument) -> str:
@@ -74,6 +95,22 @@ def timed(fn: Callable[[], object]) -> float:
 def rss_mb() -> float:
     with open("/proc/self/statm") as handle:
         return int(handle.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def bench_smart_selection(size: int, rng: np.random.Generator) -> None:
+    """GrabCut from a 2000 px box, and the magic wand over the same object, on RGB."""
+    image, obj = make_image(size, rng)
+    box = (size // 2 - 1000, size // 2 - 1000, size // 2 + 1000, size // 2 + 1000)
+    smart = MaskDocument(np.full((size, size), 11, np.uint8), CLASSES)
+    wall0, cpu0 = time.perf_counter(), time.thread_time()
+    tools.grabcut_box(smart, image, box, 5)
+    print(f"grabcut_box_2000px_ms={(time.perf_counter() - wall0) * 1000:.0f}")
+    print(f"grabcut_box_2000px_cpu_ms={(time.thread_time() - cpu0) * 1000:.0f}")
+    print(f"grabcut_box_iou={iou(smart.mask[obj.region.slices] == 5, obj.where):.3f}")
+    smart.undo()
+    wand_ms = timed(lambda: tools.magic_wand(smart, image, size / 2, size / 2, 40, 6))
+    print(f"magic_wand_ms={wand_ms * 1000:.0f}")
+    print(f"magic_wand_iou={iou(smart.mask[obj.region.slices] == 6, obj.where):.3f}")
 
 
 def main() -> None:
@@ -150,6 +187,8 @@ def main() -> None:
     print(f"fill_ms={median(fills) * 1000:.1f}")
     print(f"fill_pixels={filled.area if filled else 0}")
     print(f"fill_undo_ms={median(fill_undos) * 1000:.1f}")
+
+    bench_smart_selection(size, rng)
 
     # Accepting a whole-image prediction, and remapping a deleted class, as one step each.
     prediction = make_mask(size, seed=2)
