@@ -4,6 +4,7 @@ runs history and the close guard. Widgets stay dumb; this is where the decisions
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -111,12 +112,13 @@ class TrainingController(QObject):
         return self._launch(train_command(self.project.root, options),
                             f"Starting: {options.summary()}...")
 
-    def resume(self, run_id: str) -> bool:
+    def resume(self, run_id: str, epochs: int | None = None) -> bool:
+        """Continue a stopped run from its last checkpoint (optionally to `epochs` in all)."""
         if not self._prepare():
             return False
         assert self.project is not None
         device = self.panel.options().device
-        return self._launch(resume_command(self.project.root, run_id, device=device),
+        return self._launch(resume_command(self.project.root, run_id, device=device, epochs=epochs),
                             f"Resuming run {run_id}...")
 
     def _launch(self, command: list[str], headline: str) -> bool:
@@ -146,9 +148,7 @@ class TrainingController(QObject):
                 write_snapshot(Path(event["run_dir"]), self._snapshot, started=event)
             self.runs.refresh()
         elif kind == "progress" and self.first_progress_at is None:
-            from time import monotonic
-
-            self.first_progress_at = monotonic()
+            self.first_progress_at = time.monotonic()
         self.dashboard.handle_event(event)
 
     def _on_process_finished(self, final: dict[str, Any]) -> None:

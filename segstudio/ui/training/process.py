@@ -183,6 +183,10 @@ class TrainingProcess(QObject):
         kind = event.get("event")
         if kind == "run_started":
             self.run_dir = event.get("run_dir")
+            # A resumed run already has the checkpoint it started from.
+            kept = Path(str(self.run_dir)) / "checkpoints" / "last.safetensors"
+            if self.run_dir and kept.is_file():
+                self.last_checkpoint = str(kept)
         elif kind == "checkpoint" and event.get("kind") == "last":
             self.last_checkpoint = event.get("path")
         elif kind == "stopped":
