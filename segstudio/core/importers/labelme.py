@@ -41,7 +41,9 @@ BACKGROUND_LABEL = "_background_"
 IGNORE_LABEL = "__ignore__"
 SHAPE_POINTS = {"rectangle": 2, "circle": 2, "line": 2, "point": 1, "mask": 2}
 SHAPE_TYPES = ("polygon", "rectangle", "circle", "line", "linestrip", "point", "mask")
-COORD_LIMIT = 1_000_000  # beyond this a coordinate is a broken file, not a drawing
+# Coordinates further than this many image sizes outside the image are a broken file, not a
+# drawing (and Pillow's ellipse takes minutes for a radius near 1e6).
+COORD_MARGIN = 4
 
 
 class LabelRegistry:
@@ -170,7 +172,7 @@ def shape_to_mask(shape: dict[str, Any], h: int, w: int, label: str = "shape") -
     kind = shape.get("shape_type") or "polygon"
     if kind not in SHAPE_TYPES:
         raise MaskError(f"{label}: unknown shape_type {kind!r}; LabelMe has {', '.join(SHAPE_TYPES)}")
-    points = _points(shape.get("points"), label)
+    points = _points(shape.get("points"), label, COORD_MARGIN * max(h, w, 64))
     need = SHAPE_POINTS.get(kind)
     if need is not None and len(points) != need:
         raise MaskError(f"{label}: a {kind} needs {need} point(s), has {len(points)}")
@@ -199,14 +201,14 @@ def shape_to_mask(shape: dict[str, Any], h: int, w: int, label: str = "shape") -
     return np.asarray(canvas, dtype=bool)
 
 
-def _points(raw: Any, label: str) -> list[tuple[float, float]]:
+def _points(raw: Any, label: str, limit: float) -> list[tuple[float, float]]:
     if not isinstance(raw, list):
         raise MaskError(f"{label}: 'points' must be a list of [x, y]")
     points = []
     for point in raw:
         if not (isinstance(point, list) and len(point) == 2 and all(is_number(v) for v in point)):
             raise MaskError(f"{label}: each point must be [x, y] with finite numbers")
-        if not all(abs(v) <= COORD_LIMIT for v in point):
+        if not all(abs(v) <= limit for v in point):
             raise MaskError(f"{label}: a coordinate is far outside any image")
         points.append((float(point[0]), float(point[1])))
     return points
