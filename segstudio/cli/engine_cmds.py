@@ -64,7 +64,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--device", default="auto")
     evaluate.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
-    evaluate.add_argument("--batch-size", type=int, default=4)
+    evaluate.add_argument("--batch-size", type=int, help="images per batch (default: the trainer's)")
     evaluate.set_defaults(func=run_eval)
 
 

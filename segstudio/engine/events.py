@@ -10,13 +10,16 @@ from truth and prediction, GPU memory on a CPU) are JSON null, never NaN. Every 
 run_started   run_id, run_dir, config (every training setting, resolved), device (name),
               device_type (cuda/mps/cpu), amp ("bf16"/"fp16"/"off"), world_size,
               train_images, val_images, classes [names, in model output order],
-              epochs, steps_per_epoch, start_epoch (0, or the epoch a resume starts at)
+              epochs, steps_per_epoch, start_epoch (0, or the epochs a resumed run had done),
+              val_source ("val" split or "holdout"), crop [h, w], cached (images held in
+              memory), class_weights (list, or null)
 progress      epoch (1-based), epochs, step (1-based, within the epoch), steps, loss
               (running mean over the epoch), lr, images_per_s; at most ~2 per second
 epoch_end     epoch, epochs, train_loss, val_loss, miou, mean_dice, pixel_accuracy,
               mean_class_accuracy, per_class {name: {iou, dice, accuracy}}, lr, seconds,
               images_per_s, data_wait_share (share of train step time spent waiting for
-              data), peak_gpu_memory_mb (null off CUDA), best_miou, is_best
+              data), peak_gpu_memory_mb (null off CUDA), val_images (images scored),
+              best_miou, is_best
 preview       epoch, images [paths of PNGs: image | truth | prediction, for up to 4 fixed
               validation images, under RUN_DIR/previews/]
 checkpoint    epoch, kind ("best"/"last"), path (the checkpoint's weights file)

@@ -271,7 +271,8 @@ class _Run:
             "run_id": self.run_id, "best_epoch": self.best_epoch, "epochs": cfg.epochs,
             "train_images": len(self.data.train), "val_images": len(self.data.val),
             "val_source": self.data.val_source, "loss": cfg.loss, "augment": cfg.augment,
-            "lr": cfg.lr, "batch_size": cfg.batch_size, "amp": self.amp, "pretrained": cfg.pretrained,
+            "lr": cfg.lr, "batch_size": cfg.batch_size, "val_batch_size": cfg.val_batch_size,
+            "amp": self.amp, "pretrained": cfg.pretrained,
         }
         config = ModelConfig.from_spec(self.spec, self.data.project.classes, mean=IMAGENET_MEAN,
                                        std=IMAGENET_STD, input_size=self.crop, metrics=self.best or {},
@@ -389,7 +390,7 @@ class _Run:
             **figures, lr=self.optimizer.param_groups[0]["lr"],
             seconds=stats["train_seconds"] + time.perf_counter() - t0, train_seconds=stats["train_seconds"],
             images_per_s=stats["images_per_s"], data_wait_share=stats["data_wait_share"],
-            peak_gpu_memory_mb=stats["peak_gpu_memory_mb"],
+            peak_gpu_memory_mb=stats["peak_gpu_memory_mb"], val_images=result.images,
             best_miou=self.best_miou if self.best_epoch else None, is_best=is_best,
         )
         if self.dist.is_main:

@@ -73,7 +73,7 @@ def parse_events(text: str) -> list[dict[str, Any]]:
 
 
 TINY_ARGS = ("--device", "cpu", "--arch", "unet", "--encoder", "resnet18", "--pretrained", "none",
-             "--epochs", "3", "--batch-size", "8", "--crop-size", "128", "--lr", "3e-3",
+             "--epochs", "3", "--batch-size", "4", "--crop-size", "96", "--lr", "2e-3",
              "--augment", "light", "--loss", "ce", "--workers", "0", "--seed", "1", "--patience", "0")
 
 
@@ -95,7 +95,7 @@ def tiny_trained_run(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     if done.is_file():
         data = json.loads(done.read_text())
         return TinyRun(Path(data["project"]), data["events"], data["stderr"], data["returncode"])
-    project = make_camvid_project(base / "project")
+    project = make_camvid_project(base / "project", n_train=24, n_val=8, scale=0.25)
     proc = subprocess.run(
         segstudio_cmd("train", str(project.root), "--events", "jsonl", "--run-name", "tiny", *TINY_ARGS),
         capture_output=True, text=True, env=child_env(), timeout=600,
