@@ -149,6 +149,25 @@ def test_stop_is_graceful_first_and_kills_second(qtbot) -> None:
     assert not worker.is_running()
 
 
+@pytest.mark.skipif(sys.platform == "win32", reason="graceful stop is SIGTERM on POSIX")
+def test_closing_during_a_run_asks_and_stops_it(qtbot, tmp_path: Path) -> None:
+    from segstudio.ui.training.dock import TrainingDock
+
+    dock = TrainingDock()
+    qtbot.addWidget(dock)
+    controller = dock.build()
+    assert dock.confirm_close()  # nothing running: no question
+    questions: list[str] = []
+    answer = [False]
+    controller.ask = lambda title, _text: questions.append(title) or answer[0]
+    controller.process.start(_python("import time\nprint('{\"event\":\"progress\"}', flush=True)\ntime.sleep(60)"))
+    qtbot.waitUntil(lambda: controller.process.pid() is not None, timeout=30_000)
+    assert not dock.confirm_close() and controller.is_running()  # the user kept it
+    answer[0] = True
+    assert dock.confirm_close() and not controller.is_running()
+    assert questions == ["Training is running", "Training is running"]
+
+
 # -- recipe and device --------------------------------------------------------------------------
 def test_one_click_recipe_follows_the_machine_and_the_data(tmp_path: Path) -> None:
     gpu = default_options(DeviceReport("cuda", "RTX", memory_mb=24_000), train_images=367)
