@@ -145,8 +145,9 @@ class Canvas(QGraphicsView):
 
     # -- public API -------------------------------------------------------------------------
     def set_document(self, image_rgb: np.ndarray | None, doc: MaskDocument | None) -> None:
-        """Show an image and its mask document (None clears the canvas)."""
-        self._tool.cancel()
+        """Show an image and its mask document (None clears the canvas and its extra layers)."""
+        for tool in self._tools.values():
+            tool.cancel()  # no half-drawn polygon or scribble may carry over to another image
         if self._doc is not None:
             self._doc.remove_listener(self._on_document_changed)
         self._doc = None
