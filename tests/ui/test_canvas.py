@@ -546,3 +546,28 @@ def test_sixteen_bit_gray_image_is_shown_stretched(canvas) -> None:  # noqa: ANN
     shown = canvas.image
     assert shown is not None and shown.dtype == np.uint8 and shown.shape == (160, 160, 3)
     assert shown[:, 0].max() < 10 and shown[:, -1].min() > 245
+
+
+def test_outline_tiles_stay_exact_after_edits_and_undo(canvas) -> None:  # noqa: ANN001
+    from segstudio.ui.canvas_render import boundary
+
+    image, truth = disk_scene()
+    doc = open_doc(canvas, image, np.where(truth, 2, 0).astype(np.uint8))
+    canvas.set_outline_mode(True)
+    canvas.flush()
+    layer = canvas.mask_layer
+    assert layer is not None
+
+    def expected() -> np.ndarray:
+        return layer.lut[doc.mask] * boundary(doc.mask)
+
+    canvas.set_tool("brush")
+    canvas.set_active_class(3)
+    canvas.set_brush_size(7)
+    Driver(canvas).drag([(60, 80), (100, 80)])  # cuts across the disk's border
+    assert np.array_equal(layer.tiles.tile_buffer((0, 0)), expected())
+    doc.undo()
+    assert np.array_equal(layer.tiles.tile_buffer((0, 0)), expected())
+    canvas.set_outline_mode(False)
+    canvas.flush()
+    assert np.array_equal(layer.tiles.tile_buffer((0, 0)), layer.lut[doc.mask])
