@@ -22,6 +22,7 @@ CONFIDENCE_KINDS = ("max_prob", "entropy")
 REVIEW_KEYS = ("mean_entropy", "low_margin_share")
 DISAGREE_COLOR = (255, 0, 200)  # magenta: absent from every common class palette
 HATCH_PERIOD = 8
+DISAGREE_ALPHA = 150
 LOW_MARGIN = 0.1  # the same threshold as engine.uncertainty, so scores agree
 
 
@@ -102,7 +103,11 @@ def prediction_rgba(labels: np.ndarray, classes: ClassTable, style: str = "fill"
     if style == "fill":
         rgba[..., 3] = alpha
     elif style == "outline":
-        rgba[..., 3] = np.where(_boundary(labels), 255, 0).astype(np.uint8)
+        edge = _boundary(labels)
+        # a dark halo keeps a class-coloured line readable over the same-coloured mask
+        halo = cv2.dilate(edge.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~edge
+        rgba[halo, :3] = 0
+        rgba[..., 3] = np.where(edge, 255, np.where(halo, 160, 0)).astype(np.uint8)
     else:
         yy, xx = np.indices((height, width), sparse=True)
         stripes = ((yy + xx) % HATCH_PERIOD) < 2
@@ -165,8 +170,8 @@ def disagreement_rgba(mask: np.ndarray, labels: np.ndarray, unlabeled_id: int,
     rgba = np.zeros((*differ.shape, 4), dtype=np.uint8)
     rim = cv2.dilate(differ.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~differ
     rgba[differ, :3] = color
-    rgba[differ, 3] = 210
-    rgba[rim, 3] = 200  # black rim
+    rgba[differ, 3] = DISAGREE_ALPHA  # the image stays visible underneath
+    rgba[rim, 3] = 220  # black rim
     return rgba
 
 

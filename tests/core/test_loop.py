@@ -146,6 +146,8 @@ def test_prediction_layer_styles(classes: ClassTable) -> None:
     outline = prediction_rgba(labels, classes, "outline")
     assert outline[16, 16, 3] == 0 and outline[1, 1, 3] == 0  # inside areas clear
     assert outline[8, 16, 3] == 255 and outline[7, 16, 3] == 255  # both sides of the border
+    assert tuple(outline[8, 16, :3]) == (64, 0, 128) and tuple(outline[7, 16, :3]) == (128, 128, 128)
+    assert tuple(outline[10, 16]) == (0, 0, 0, 160)  # dark halo just inside the line
     hatch = prediction_rgba(labels, classes, "hatch", 0.6)
     alphas = set(np.unique(hatch[12:20, 12:20, 3]).tolist())
     assert alphas == {255, 51}  # stripes and a faint fill

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
-from PySide6.QtWidgets import QFileDialog, QMenu
+from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu
 
 from segstudio.ui.loop.controller import LoopController
 from segstudio.ui.loop.prediction_dock import PredictionDock
@@ -74,6 +74,7 @@ class LoopInstall:
     menu: QMenu
     actions: dict[str, QAction]
     cursor: tuple[int, int] = (-1, -1)
+    tabified: bool = False
 
     def open_model_dialog(self) -> None:
         session = self.controller.session
@@ -127,6 +128,19 @@ class LoopInstall:
             if name not in ("export_model",):
                 action.setEnabled(session is not None)
         self.dock.setVisible(session is not None)
+        if session is not None and not self.tabified:
+            self._tabify_with_training()
+
+    def _tabify_with_training(self) -> None:
+        """Training and Model share one tab stack (both are about the model); done once, when
+        both docks are visible (Qt ignores tabifying a hidden dock), so a layout the user
+        arranges afterwards is kept."""
+        training = self.window.findChild(QDockWidget, "training_dock")
+        if training is None or not training.isVisible():
+            return
+        self.tabified = True
+        if self.dock not in self.window.tabifiedDockWidgets(training):
+            self.window.tabifyDockWidget(training, self.dock)
 
 
 def _build_menu(window: MainWindow, install_actions: dict[str, QAction]) -> QMenu:
