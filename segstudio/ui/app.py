@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtWidgets import QApplication
 
 from segstudio import __version__
 from segstudio.ui.resources import app_icon, style_sheet
 from segstudio.ui.settings import APPLICATION, ORGANIZATION
+
+if TYPE_CHECKING:
+    from segstudio.ui.main_window import MainWindow
 
 
 def create_app(argv: list[str] | None = None) -> QApplication:
@@ -29,15 +33,29 @@ def create_app(argv: list[str] | None = None) -> QApplication:
     return app
 
 
-def run_gui(project_path: str | Path | None = None, welcome: bool = False) -> int:
-    """Open the window on `project_path`, or on the sample project (or the welcome screen)."""
+def launch(project_path: str | Path | None = None, welcome: bool = False) -> MainWindow:
+    """Show the window on `project_path`, or on the sample project (or the welcome screen)."""
     from segstudio.ui.main_window import MainWindow
 
-    app = create_app()
+    create_app()
     window = MainWindow()
     window.show()
     if project_path is not None:
         window.workspace.open_project(Path(project_path))
     elif not welcome:
         window.workspace.open_sample()
+    return window
+
+
+def event_loop(app: QApplication) -> int:
     return int(app.exec())
+
+
+def run_gui(project_path: str | Path | None = None, welcome: bool = False) -> int:
+    """The `segstudio gui` entry point: launch, then run the event loop until quit."""
+    window = launch(project_path, welcome)
+    app = QApplication.instance()
+    assert isinstance(app, QApplication)
+    code = event_loop(app)
+    del window
+    return code

@@ -113,6 +113,8 @@ class EditingSession(QObject):
         self._jobs: set[_LoadJob] = set()
         self._was_dirty = False
         self.classes = ClassEdits(self)
+        self._pool = QThreadPool(self)  # its own: other jobs in the global pool never delay a load
+        self._pool.setMaxThreadCount(2)
         self.writer = MaskWriter(project, self.journal, self)
         self.writer.saved.connect(self._on_writer_saved)
         self.writer.journaled.connect(self._on_writer_journaled)
@@ -207,7 +209,7 @@ class EditingSession(QObject):
             self._jobs.add(job)
             _RUNNING.add(job)  # outlives a session closed mid-load, until the thread is done
             self.loading.emit(image_id)
-            QThreadPool.globalInstance().start(job)
+            self._pool.start(job)
             return True
         try:
             loaded = self.load(image_id)

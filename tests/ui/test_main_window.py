@@ -260,8 +260,7 @@ def test_thumbnails_arrive_off_the_ui_thread(window: MainWindow, qtbot, make_pro
 
 
 def test_gui_command_runs_the_app_on_a_project(qtbot, make_project, monkeypatch, tmp_path) -> None:
-    from PySide6.QtCore import QTimer
-
+    import segstudio.ui.app as app_module
     from segstudio.cli.main import build_parser
 
     monkeypatch.setattr(resources, "user_data_dir", lambda: tmp_path / "appdata")
@@ -269,17 +268,23 @@ def test_gui_command_runs_the_app_on_a_project(qtbot, make_project, monkeypatch,
     args = build_parser().parse_args(["gui", str(project.root)])
     seen: list[str] = []
 
-    def close_it() -> None:
-        for widget in QApplication.topLevelWidgets():
-            if isinstance(widget, MainWindow) and widget.workspace.project is not None:
+    def fake_loop(app: QApplication) -> int:
+        # Instead of app.exec(), which would end the test session's event loop for good.
+        for widget in app.topLevelWidgets():
+            if isinstance(widget, MainWindow) and widget.isVisible():
                 seen.append(widget.workspace.session.current_id)
                 widget.close()
-        QApplication.quit()
+        return 0
 
-    QTimer.singleShot(300, close_it)
+    monkeypatch.setattr(app_module, "event_loop", fake_loop)
     assert args.func(args) == 0
     assert seen == ["img00"]
     assert AppSettings().recent_projects() == [project.root.resolve()]
+
+    welcome_args = build_parser().parse_args(["gui", "--welcome"])
+    window = app_module.launch(welcome=welcome_args.welcome)
+    qtbot.addWidget(window)
+    assert window.stack.currentWidget() is window.welcome
 
 
 def test_sample_project_is_self_contained_and_small() -> None:
