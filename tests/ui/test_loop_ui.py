@@ -218,3 +218,28 @@ def test_installing_the_loop_does_not_import_the_engine() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_follows_the_active_model_until_the_user_picks_one(window: MainWindow, sample_copy: Path,
+                                                           tiny_model: Path) -> None:
+    first, second, mine = (sample_copy / "models" / name for name in ("run1", "run2", "mine"))
+    for target in (first, second, mine):
+        shutil.copytree(tiny_model, target)
+        (target / "note.txt").write_text(target.name)  # distinct content, distinct cache key
+    project = Project.open(sample_copy)
+    project.settings["active_model"] = project.stored_path(first)
+    project.save()
+    loop = _loop(window)
+    assert window.open_project(sample_copy)
+    controller, session = loop.controller, window.workspace.session
+    assert controller.model_path == first
+    session.project.settings["active_model"] = session.project.stored_path(second)  # training ended
+    session.open_image(session.project.images[1].id)
+    assert controller.model_path == second
+    assert "run2" in loop.dock.model_label.text()
+    controller.set_model(mine)  # chosen by hand: later runs do not override it
+    session.project.settings["active_model"] = session.project.stored_path(first)
+    session.open_image(session.project.images[2].id)
+    assert controller.model_path == mine
+    loop.actions["use_active_model"].trigger()
+    assert controller.model_path == first

@@ -90,7 +90,8 @@ class LoopInstall:
             self.controller.message.emit("the project has no active model yet; train one first")
             return
         path = Path(str(active))
-        self.controller.set_model(path if path.is_absolute() else session.project.root / path)
+        self.controller.set_model(path if path.is_absolute() else session.project.root / path,
+                                  adopted=str(active))
 
     def predict_listed(self) -> None:
         self.controller.predict(self.window.dataset_dock.visible_ids())

@@ -23,6 +23,7 @@ from segstudio.core.loop_store import (
     model_hash,
 )
 from segstudio.core.project import Project
+from segstudio.core.runs import ACTIVE_MODEL_KEY
 from segstudio.ui.canvas import Canvas
 from segstudio.ui.loop.predict_worker import PredictJob
 from segstudio.ui.session import EditingSession
@@ -75,6 +76,7 @@ class LoopController(QObject):
         self._slot = _Slot()
         self._job: PredictJob | None = None
         self._prelabel = False
+        self._adopted: str | None = None  # the settings value the current model came from
         # view settings
         self.show_prediction = True
         self.style = "outline"
@@ -102,17 +104,13 @@ class LoopController(QObject):
                 signal.disconnect(slot)
         self.session = session
         self.model_path, self.cache, self.effort = None, None, None
+        self._adopted = None
         self._slot.clear()
         if session is not None:
             for signal, slot in self._session_links(session):
                 signal.connect(slot)
             self.effort = EffortTracker(session.project.root, session.project.classes.unlabeled_id)
-            active = session.project.settings.get("active_model")
-            if active:
-                path = Path(str(active))
-                path = path if path.is_absolute() else session.project.root / path
-                if path.exists():
-                    self.set_model(path, drop_others=False)
+            self.follow_active_model(drop_others=False)
         self.model_changed.emit(str(self.model_path or ""))
         self.queue_changed.emit()
         self.effort_changed.emit()
@@ -124,8 +122,12 @@ class LoopController(QObject):
                 (session.status_changed, self._on_session_status_changed)]
 
     # -- model --------------------------------------------------------------------------------
-    def set_model(self, path: str | Path, drop_others: bool = True) -> bool:
-        """Use the model file at `path`; predictions of any other model are dropped."""
+    def set_model(self, path: str | Path, drop_others: bool = True, adopted: str | None = None) -> bool:
+        """Use the model file at `path`; predictions of any other model are dropped.
+
+        `adopted`: the project's active-model setting this came from (then later training
+        runs are followed); None for a model the user opened by hand.
+        """
         if self.session is None:
             return False
         path = Path(path)
@@ -138,12 +140,30 @@ class LoopController(QObject):
         if drop_others:
             drop_other_models(self.session.project.root, keep=key)
         self.model_path = path
+        self._adopted = adopted
         self.cache = PredictionCache(self.session.project.root, key)
         self._slot.clear()
         self.model_changed.emit(str(path))
         self.queue_changed.emit()
         self.refresh_layers()
         return True
+
+    def follow_active_model(self, drop_others: bool = True) -> bool:
+        """Switch to the project's active model (set by training) when it changed, unless
+        the user opened another model file by hand; True when the model changed."""
+        if self.session is None or self._job is not None:
+            return False
+        active = self.session.project.settings.get(ACTIVE_MODEL_KEY) or None
+        if active == self._adopted or (self.model_path is not None and self._adopted is None):
+            return False
+        self._adopted = active
+        if active is None:
+            return False
+        path = Path(str(active))
+        path = path if path.is_absolute() else self.session.project.root / path
+        if not path.exists():
+            return False
+        return self.set_model(path, drop_others=drop_others, adopted=active)
 
     @property
     def busy(self) -> bool:
@@ -153,6 +173,7 @@ class LoopController(QObject):
     def predict(self, image_ids: list[str], prelabel: bool = False, force: bool = False) -> bool:
         """Predict images in the background; with `prelabel`, unlabelled ones get the
         prediction written as their mask (status predicted)."""
+        self.follow_active_model()
         if self.session is None or self.cache is None or self.model_path is None:
             self.message.emit("open a model first (Model > Open model...)")
             return False
@@ -374,6 +395,7 @@ class LoopController(QObject):
 
     # -- session signals ------------------------------------------------------------------------------
     def _on_session_image_opened(self, _image_id: str) -> None:
+        self.follow_active_model()
         self.refresh_layers()
         self.effort_changed.emit()  # the meter names the open image's share
 
