@@ -126,3 +126,14 @@ def test_export_errors(project: Project, tmp_path: Path) -> None:
     report = export_project(project, "voc", tmp_path / "v")
     reasons = dict(report.skipped)
     assert report.images == 2 and "missing" in reasons["a"] and "3x3" in reasons["b"]
+
+
+def test_color_export_imports_back_through_the_class_colours(project: Project, tmp_path: Path) -> None:
+    export_project(project, "color", tmp_path / "c")
+    images = tmp_path / "imgs"
+    report = import_dataset(tmp_path / "back", "folders", ImportOptions(
+        images=(images,), masks=(tmp_path / "c" / "color",), classes_file=tmp_path / "c" / "classes.json"))
+    assert report.masks == 4
+    back = Project.open(tmp_path / "back")
+    for stem in ("a", "b", "c", "e"):
+        np.testing.assert_array_equal(back.read_mask(stem), project.read_mask(stem))

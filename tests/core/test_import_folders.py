@@ -260,3 +260,15 @@ def test_missing_source_file_is_reported(tmp_path: Path) -> None:
     )
     assert report.images == 1
     assert report.skipped == [(os.fspath(tmp_path / "gone"), "not found; check the path")]
+
+
+def test_merge_that_cannot_fit_is_a_clear_error(tmp_path: Path) -> None:
+    full = ClassTable.from_names([f"c{i}" for i in range(255)] + ["void"], ignore="void")
+    project = Project.create(tmp_path / "p", full)
+    before = project_state(project.root)
+    src = tmp_path / "src"
+    folders_dataset(src, n=2, ids=(0, 1))
+    other = ClassTable.from_names(["c0", "brand new"])
+    with pytest.raises(DatasetImportError, match="256 classes"):
+        import_dataset(project.root, "folders", folders(src, classes_file=classes_json(tmp_path / "o.json", other)))
+    assert project_state(project.root) == before

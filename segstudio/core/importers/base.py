@@ -98,6 +98,7 @@ class ImportReport:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     new_classes: tuple[str, ...] = ()
     created_project: bool = False
+    classes: int = 0  # classes the project has after the import
 
     def lines(self) -> list[str]:
         """The report in words, as the CLI prints it."""
@@ -105,7 +106,7 @@ class ImportReport:
         head = f"imported {self.images} images and {self.masks} masks ({self.format}) into {self.project}"
         out = [head + (f" [{per_split}]" if per_split else "")]
         if self.created_project:
-            out.append("created the project")
+            out.append(f"created the project with {self.classes} classes")
         if self.new_classes:
             out.append("new classes: " + ", ".join(self.new_classes))
         if self.skipped:

@@ -146,6 +146,7 @@ def run_import(root: str | Path, fmt: str, scan: Scanner, options: ImportOptions
         skipped=run.skipped,
         new_classes=tuple(run.merger.added) if not is_new else (),
         created_project=is_new,
+        classes=len(project.classes),
     )
 
 
