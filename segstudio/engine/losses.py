@@ -39,7 +39,8 @@ class _Sum(nn.Module):
 
 
 class _SafeCrossEntropy(nn.Module):
-    """Cross-entropy that is 0 (not NaN) for a batch whose pixels are all ignored."""
+    """Cross-entropy averaged over labelled pixels (weighted like torch's mean), and 0 rather
+    than NaN for a batch whose pixels are all ignored. No host sync: no `if` on a tensor."""
 
     def __init__(self, weight: torch.Tensor | None, ignore_index: int) -> None:
         super().__init__()
@@ -47,10 +48,15 @@ class _SafeCrossEntropy(nn.Module):
         self.register_buffer("weight", weight, persistent=False)
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        if not bool((target != self.ignore_index).any()):
-            return logits.sum() * 0.0
-        return nn.functional.cross_entropy(logits, target, weight=self.weight,
-                                           ignore_index=self.ignore_index)
+        total = nn.functional.cross_entropy(logits, target, weight=self.weight,
+                                            ignore_index=self.ignore_index, reduction="sum")
+        valid = target != self.ignore_index
+        if self.weight is None:
+            denominator = valid.sum()
+        else:
+            safe = torch.where(valid, target, torch.zeros_like(target))
+            denominator = (self.weight[safe] * valid).sum()
+        return total / denominator.clamp(min=1e-12).to(total.dtype)
 
 
 def build_loss(name: str, class_weights: Sequence[float] | None = None,

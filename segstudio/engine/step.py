@@ -39,6 +39,15 @@ def lr_factor(step: int, total: int, warmup: int, schedule: str, time_fraction: 
     return 0.01 + 0.99 * 0.5 * (1 + math.cos(math.pi * min(1.0, decay)))
 
 
+def make_optimizer(model: nn.Module, lr: float, weight_decay: float, device: torch.device
+                   ) -> torch.optim.Optimizer:
+    """AdamW; the fused CUDA kernel on GPUs (one launch for all parameters)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    if device.type == "cuda":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=True)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
+
+
 def _is_oom(exc: BaseException) -> bool:
     oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
     return isinstance(exc, oom_type) or "out of memory" in str(exc).lower()

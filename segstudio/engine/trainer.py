@@ -52,7 +52,7 @@ from segstudio.engine.device import (
 from segstudio.engine.evaluate import EvalResult, evaluate, write_previews
 from segstudio.engine.events import EventHandler, Throttle, make_event
 from segstudio.engine.losses import build_loss
-from segstudio.engine.step import TrainStep, lr_factor
+from segstudio.engine.step import TrainStep, lr_factor, make_optimizer
 
 log = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class _Run:
             weights = median_frequency_weights(self.train_store, mapping.num_classes)
         self.class_weights = weights
         self.loss_fn = build_loss(cfg.loss, weights).to(self.device)
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        self.optimizer = make_optimizer(model, cfg.lr, cfg.weight_decay, self.device)
         self.total_steps = int(cfg.epochs or 1) * self.steps_per_epoch
         warmup = min(self.total_steps // 2, round(cfg.warmup_epochs * self.steps_per_epoch))
         budget_s = cfg.max_minutes * 60 if cfg.max_minutes else None
