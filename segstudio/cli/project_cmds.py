@@ -115,8 +115,8 @@ def format_summary(summary: dict[str, Any], split: str | None = None) -> list[st
     lines = [
         f"project  {summary['name']}  ({summary['path']})",
         f"images   {summary['images']}{scope}, {summary['masks']} with masks",
-        "splits   " + ", ".join(f"{k} {v}" for k, v in summary["splits"].items() if v) or "splits   -",
-        "status   " + ", ".join(f"{k} {v}" for k, v in summary["status"].items() if v) or "status   -",
+        "splits   " + (", ".join(f"{k} {v}" for k, v in summary["splits"].items() if v) or "-"),
+        "status   " + (", ".join(f"{k} {v}" for k, v in summary["status"].items() if v) or "-"),
         "",
         f"{'id':>3}  {'class':<24} {'colour':<15} {'pixels':>8}  ignore",
     ]

@@ -142,7 +142,8 @@ def test_compressed_rle_total_matches_pycocotools() -> None:
 
 
 def test_schema_invalid_json_fails_cleanly(tmp_path: Path) -> None:
-    for text in ["{", "[]", '{"images": 3}', '{"images": [], "categories": [{"id": "x"}]}']:
+    unhashable = '{"images": [{"id": [1], "file_name": "a.png"}], "categories": [], "annotations": [{"image_id": [1]}]}'
+    for text in ["{", "[]", '{"images": 3}', '{"images": [], "categories": [{"id": "x"}]}', unhashable]:
         path = tmp_path / "bad.json"
         path.write_text(text)
         with pytest.raises(DatasetImportError, match="bad.json"):

@@ -8,7 +8,6 @@ the transaction and the report.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -114,6 +113,3 @@ class ImportReport:
             out.extend(f"  {path}: {reason}" for path, reason in self.skipped)
         return out
 
-
-def display_path(path: Path) -> str:
-    return os.fspath(path)

@@ -46,7 +46,7 @@ class CocoFile:
         self.annotations = _list(data, "annotations", required=False)
 
     def annotations_by_image(self) -> tuple[dict[Any, list[dict[str, Any]]], list[Skip]]:
-        known = {entry.get("id") for entry in self.images if isinstance(entry, dict)}
+        known = {entry.get("id") for entry in self.images if isinstance(entry, dict) and _hashable(entry.get("id"))}
         grouped: dict[Any, list[dict[str, Any]]] = {}
         skips: list[Skip] = []
         for index, ann in enumerate(self.annotations):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -101,6 +100,3 @@ def find_by_stem(folder: Path, stem: str) -> Path | None:
 def is_number(value: object) -> bool:
     return isinstance(value, (int, float)) and not isinstance(value, bool) and bool(np.isfinite(value))
 
-
-def fspath(path: Path) -> str:
-    return os.fspath(path)

@@ -98,11 +98,6 @@ class ClassMerger:
             identity = identity and target == value
         return mask.ids if identity else lut[mask.ids]
 
-    def adopt(self, classes: ClassTable) -> None:
-        """Merge a whole table up front (a new project gets the dataset's classes in order)."""
-        for cls in classes:
-            self.project_id(cls)
-
 
 def run_import(root: str | Path, fmt: str, scan: Scanner, options: ImportOptions,
                progress: ProgressCallback | None = None) -> ImportReport:
@@ -169,7 +164,7 @@ class _ImportRun:
 
     def consume(self, items: Iterable[ImportItem | Skip], parallel: bool = True) -> None:
         workers = min(READ_WORKERS, os.cpu_count() or 1) if parallel else 1
-        for entry, ready in _prefetched(items, workers):
+        for entry, ready in _prefetched(_guarded(items), workers):
             if isinstance(entry, Skip):
                 self._skip(entry.path, entry.reason)
                 continue
@@ -251,13 +246,26 @@ class _ImportRun:
         return folder / name
 
     def _write(self, target: Path, writer: Callable[[Path], object]) -> None:
+        """Write a file into the project, recorded for rollback; a failure here is the
+        project's (read-only, disk full), so it stops the import."""
         self.created.append(target)
         try:
             writer(target)
         except OSError as exc:
-            if not target.parent.exists() or target.parent == self.project.root / "images":
-                raise _FatalImportError(_write_failed(target, exc)) from exc
-            raise
+            raise _FatalImportError(_write_failed(target, exc)) from exc
+
+
+def _guarded(items: Iterable[ImportItem | Skip]) -> Iterator[ImportItem | Skip]:
+    """The importer's stream, with file-system errors while listing turned into words."""
+    iterator = iter(items)
+    while True:
+        try:
+            entry = next(iterator)
+        except StopIteration:
+            return
+        except OSError as exc:
+            raise DatasetImportError(f"cannot read the dataset: {exc}") from exc
+        yield entry
 
 
 _Read = tuple[imageio.ImageInfo, SourceMask | None]

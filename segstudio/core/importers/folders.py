@@ -15,7 +15,7 @@ from pathlib import Path
 from segstudio.core import imageio
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import DatasetImportError
-from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, Skip
+from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, MaskLoader, Skip
 from segstudio.core.importers.common import class_file, list_folder, read_ids_mask
 from segstudio.core.project import SPLITS
 
@@ -145,7 +145,7 @@ def _pair_items(pair: FolderPair, classes: ClassTable | None, infer: bool) -> It
         yield Skip(path, f"mask has no image with the same name in {pair.images}")
 
 
-def _loader(path: Path, classes: ClassTable | None, infer: bool):  # noqa: ANN202
+def _loader(path: Path, classes: ClassTable | None, infer: bool) -> MaskLoader:
     return lambda _info: read_ids_mask(path, classes, infer)
 
 

@@ -33,7 +33,7 @@ from segstudio.core.classes import (
 from segstudio.core.errors import DatasetImportError, MaskError
 from segstudio.core.imageio import ImageInfo
 from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, Skip, SourceMask
-from segstudio.core.importers.common import is_number, load_json, walk_files
+from segstudio.core.importers.common import class_file, is_number, load_json, walk_files
 
 LINE_WIDTH = 10
 POINT_RADIUS = 5
@@ -85,11 +85,7 @@ class LabelRegistry:
 def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetSource:
     if not options.sources:
         raise DatasetImportError("the labelme format needs LabelMe JSON files or folders holding them")
-    fixed = None
-    if options.classes_file is not None:
-        from segstudio.core.importers.common import class_file
-
-        fixed = class_file(options.classes_file)
+    fixed = class_file(options.classes_file)
     registry = LabelRegistry(fixed)
     # Loaders grow the label registry in file order, so they must not run ahead on threads.
     items = _items(options.sources, registry, options.split or "unassigned")
