@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from PySide6.QtCore import Qt
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QApplication, QMainWindow, QStackedWidget, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QStackedWidget, QWidget
 
 from segstudio.ui.actions import Actions
 from segstudio.ui.canvas import Canvas
@@ -51,7 +51,6 @@ class MainWindow(QMainWindow):
         self.classes_dock = ClassesDock(self)
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dataset_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.classes_dock)
-        self.resizeDocks([self.dataset_dock, self.classes_dock], [290, 230], Qt.Orientation.Horizontal)
         self.workspace = Workspace(self)
         # Training dock and menu (issue #5; the code lives in segstudio/ui/training).
         self.training = install_training(self)
@@ -60,6 +59,8 @@ class MainWindow(QMainWindow):
         from segstudio.ui.loop import install_loop
 
         self.loop = install_loop(self)
+        self._move_help_menu_last()
+        self._default_layout_pending = True
         self._restore_layout()
         self.workspace.show_welcome()
         app = QApplication.instance()
@@ -120,6 +121,28 @@ class MainWindow(QMainWindow):
         state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
+            self._default_layout_pending = False  # the user's own arrangement wins
+
+    def _move_help_menu_last(self) -> None:
+        # Parts install their menus after the window built its own; Help stays rightmost.
+        bar = self.menuBar()
+        for action in bar.actions():
+            if action.menu() is not None and action.menu().objectName() == "menu_help":
+                bar.removeAction(action)
+                bar.addAction(action)
+
+    def apply_default_layout(self) -> None:
+        """On first use (no saved layout): room for the image list and the right-hand docks,
+        with the class list taking the top part of a shared right column."""
+        if not self._default_layout_pending or not self.classes_dock.isVisible():
+            return
+        self._default_layout_pending = False
+        self.resizeDocks([self.dataset_dock, self.classes_dock], [280, 360], Qt.Orientation.Horizontal)
+        right = [dock for dock in self.findChildren(QDockWidget)
+                 if dock.isVisible() and self.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea]
+        if len(right) > 1:
+            self.resizeDocks([self.classes_dock], [int(self.height() * 0.42)], Qt.Orientation.Vertical)
+        QTimer.singleShot(0, self.canvas.zoom_fit)  # the canvas changed size with the docks
 
     def open_project(self, path: Path) -> bool:
         return self.workspace.open_project(path)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QDialog, QFileDialog
 
 from segstudio.core.errors import MaskError, SegstudioError
@@ -34,7 +34,13 @@ PROJECT_ACTIONS = (
 
 
 class Workspace(QObject):
-    """Project lifecycle and navigation for one MainWindow."""
+    """Project lifecycle and navigation for one MainWindow.
+
+    `project_changed` fires after a project was opened (session ready, first image open)
+    and after it was closed; other parts (training, model dock) follow it.
+    """
+
+    project_changed = Signal()
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -126,6 +132,8 @@ class Workspace(QObject):
         if ids:
             self.open_image(ids[0])
         self._update_history_actions()
+        w.apply_default_layout()
+        self.project_changed.emit()
 
     def close_project(self, show_welcome: bool = True) -> bool:
         """Save everything and close; False if the user chose to keep it open."""
@@ -141,11 +149,14 @@ class Workspace(QObject):
             self.window.canvas.set_document(None, None)
             self.session.deleteLater()
             self.autosaver.deleteLater()
+        had_project = self.project is not None
         self.session = self.autosaver = self.project = None
         self.window.dataset_dock.set_project(None)
         self.window.classes_dock.set_session(None)
         if show_welcome:
             self.show_welcome()
+        if had_project:
+            self.project_changed.emit()
         return True
 
     def choose_project(self) -> None:

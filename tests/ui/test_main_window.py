@@ -139,7 +139,7 @@ def test_paint_undo_switch_back_and_autosave_reopen(window: MainWindow, qtbot, m
     view = window.dataset_dock.view
     view.setCurrentIndex(view.model().index(2, 0))  # a click in the list
     assert ws.session.current_id == "img02"
-    window.classes_dock.select_key(2)  # "car"
+    window.commands["class_2"].trigger()  # key 2: "car"
     assert window.canvas.active_class == 1
     drag(window, [(10, 10), (20, 12), (30, 14)])
     document = ws.session.document
