@@ -98,6 +98,11 @@ class ClassMerger:
             identity = identity and target == value
         return mask.ids if identity else lut[mask.ids]
 
+    def adopt(self, classes: ClassTable) -> None:
+        """Merge a whole table up front, so classes no mask uses yet still come in, in order."""
+        for cls in classes:
+            self.project_id(cls)
+
 
 def run_import(root: str | Path, fmt: str, scan: Scanner, options: ImportOptions,
                progress: ProgressCallback | None = None) -> ImportReport:
@@ -122,6 +127,8 @@ def run_import(root: str | Path, fmt: str, scan: Scanner, options: ImportOptions
     try:
         with project_transaction(project) as created:
             run = _ImportRun(project, options, created, created_dirs, progress)
+            if source.classes is not None:
+                run.merger.adopt(source.classes)
             run.consume(source.items, parallel=source.parallel)
             if run.images == 0:
                 raise DatasetImportError(_nothing_message(root, fmt, run.skipped))
