@@ -204,7 +204,7 @@ class Dashboard(QWidget):
         self.stats = QLabel("")
         self.stats.setTextFormat(Qt.TextFormat.RichText)
 
-        self.loss_plot = make_plot("Loss", "loss")
+        self.loss_plot = make_plot("Loss (log scale)", "loss", log_y=True)
         self.metric_plot = make_plot("Validation", "score", (0.0, 1.0))
         self.curves = {}
         for key, name, index, which in CURVES:

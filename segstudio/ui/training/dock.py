@@ -30,7 +30,7 @@ class TrainingDock(QDockWidget):
     def build(self) -> TrainingController:
         if self.controller is not None:
             return self.controller
-        from PySide6.QtWidgets import QSplitter, QTabWidget
+        from PySide6.QtWidgets import QScrollArea, QSplitter, QTabWidget
 
         from segstudio.ui.training.controller import TrainingController
         from segstudio.ui.training.dashboard import Dashboard
@@ -40,10 +40,16 @@ class TrainingDock(QDockWidget):
         self.panel = TrainingPanel()
         self.dashboard = Dashboard()
         self.runs_view = RunsView()
+        # The panel scrolls rather than clip its wrapped notes when the dock is short.
+        panel_scroll = QScrollArea()
+        panel_scroll.setWidgetResizable(True)
+        panel_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        panel_scroll.setWidget(self.panel)
         train = QSplitter(Qt.Orientation.Vertical)
-        train.addWidget(self.panel)
+        train.addWidget(panel_scroll)
         train.addWidget(self.dashboard)
         train.setStretchFactor(1, 1)
+        train.setSizes([self.panel.sizeHint().height() + 8, 700])
         self.tabs = QTabWidget()
         self.tabs.addTab(train, "Train")
         self.tabs.addTab(self.runs_view, "Runs")

@@ -7,10 +7,11 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
+    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
-    QGroupBox,
+    QFrame,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -51,13 +52,15 @@ def _spin(low: int, high: int, special: str | None = None) -> QSpinBox:
     return spin
 
 
-class AdvancedOptions(QGroupBox):
-    """Every training option; unchecked, the one-click recipe is used as shown."""
+class AdvancedOptions(QWidget):
+    """Every training option behind a check box; unchecked, the one-click recipe is used."""
+
+    toggled = Signal(bool)
 
     def __init__(self, parent: QWidget | None = None) -> None:
-        super().__init__("Advanced settings", parent)
-        self.setCheckable(True)
-        self.setChecked(False)
+        super().__init__(parent)
+        self.check = QCheckBox("Advanced settings")
+        self.check.setToolTip("Choose every training option yourself")
         self.arch = _combo(probe.ARCHITECTURES)
         self.encoder = _combo(probe.ENCODERS, editable=True)
         self.pretrained = _combo(("imagenet", "none"), editable=True)
@@ -81,7 +84,8 @@ class AdvancedOptions(QGroupBox):
         self.workers = _spin(-1, 64, "auto")
         self.run_name = QLineEdit()
         self.run_name.setPlaceholderText("time and model")
-        self.body = QWidget()
+        self.body = QFrame()
+        self.body.setFrameShape(QFrame.Shape.StyledPanel)
         form = QFormLayout(self.body)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
         for label, widget in (
@@ -94,12 +98,21 @@ class AdvancedOptions(QGroupBox):
         ):
             form.addRow(label, widget)
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(6, 6, 6, 6)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.check)
         layout.addWidget(self.body)
         self.body.setVisible(False)
-        self.setFlat(True)  # collapsed: just the check box, no empty frame
-        self.toggled.connect(self.body.setVisible)
-        self.toggled.connect(lambda on: self.setFlat(not on))
+        self.check.toggled.connect(self._on_check_toggled)
+
+    def _on_check_toggled(self, on: bool) -> None:
+        self.body.setVisible(on)
+        self.toggled.emit(on)
+
+    def isChecked(self) -> bool:  # noqa: N802  (reads like the check box it stands for)
+        return self.check.isChecked()
+
+    def setChecked(self, on: bool) -> None:  # noqa: N802
+        self.check.setChecked(on)
 
     def set_choices(self, choices: dict[str, list[str]]) -> None:
         """Replace the fallback lists with the engine's own (from the device probe)."""

@@ -24,13 +24,18 @@ pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
 
 
 def make_plot(title: str, y_label: str, y_range: tuple[float, float] | None = None,
-              parent: QWidget | None = None) -> pg.PlotWidget:
+              parent: QWidget | None = None, log_y: bool = False, legend: bool = True) -> pg.PlotWidget:
+    """An epoch plot. Losses use a log axis: a val loss that spikes early would otherwise
+    flatten the train loss into a line at zero."""
     plot = pg.PlotWidget(parent=parent)
     plot.setTitle(title, size="10pt")
     plot.setLabel("bottom", "epoch")
     plot.setLabel("left", y_label)
     plot.showGrid(x=True, y=True, alpha=0.25)
-    plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+    if legend:
+        plot.addLegend(offset=(-8, 8), labelTextSize="8pt")
+    if log_y:
+        plot.setLogMode(x=False, y=True)
     plot.setMouseEnabled(x=False, y=False)
     plot.setMenuEnabled(False)
     plot.getPlotItem().hideButtons()

@@ -162,9 +162,8 @@ def explain(facts: dict[str, Any]) -> DeviceReport:
                    f"(macOS {facts.get('mac_version') or 'unknown'}; MPS needs macOS 12.3 or newer).",
             advice="Update macOS to 12.3 or newer, then restart.")
     return DeviceReport("cpu", cpu, torch_version=version,
-                        reason="No GPU was found; training runs on the CPU, with a light model and small crops.",
-                        advice="A CUDA GPU trains many times faster; the same project trains there with "
-                               "'segstudio train PROJECT'.")
+                        reason="No GPU found: training runs on the CPU with a light model and small crops.",
+                        advice="A CUDA GPU trains many times faster (segstudio train PROJECT runs there too).")
 
 
 def main() -> int:

@@ -77,13 +77,14 @@ class RunsView(QWidget):
         buttons.addStretch(1)
 
         self.miou_plot = make_plot("Validation mIoU", "mIoU", (0.0, 1.0))
-        self.loss_plot = make_plot("Loss (solid train, dashed val)", "loss")
-        curves = QSplitter()
+        # Colours match the mIoU legend; a second legend of long run ids would hide the curves.
+        self.loss_plot = make_plot("Loss, log scale (solid: train, dashed: val)", "loss", log_y=True, legend=False)
+        curves = QSplitter(Qt.Orientation.Vertical)
         curves.addWidget(self.miou_plot)
         curves.addWidget(self.loss_plot)
         self.class_bars = ClassBars("Per-class IoU at each run's best epoch (worst first)")
         self.class_table = ClassTable()
-        classes = QSplitter()
+        classes = QSplitter(Qt.Orientation.Vertical)
         classes.addWidget(self.class_bars)
         classes.addWidget(self.class_table)
         self.settings_table = QTableWidget(0, 0)
@@ -184,9 +185,9 @@ class RunsView(QWidget):
         self.folder_button.setEnabled(one is not None)
 
     def _show_curves(self, runs: list[RunInfo]) -> None:
-        for plot in (self.miou_plot, self.loss_plot):
-            plot.clear()
-            plot.addLegend(offset=(-8, 8), labelTextSize="8pt").clear()
+        self.loss_plot.clear()
+        self.miou_plot.clear()
+        self.miou_plot.addLegend(offset=(-8, 8), labelTextSize="8pt").clear()
         for index, run in enumerate(runs[:6]):
             set_series(add_curve(self.miou_plot, run.run_id, index), run.series("miou"))
             set_series(add_curve(self.loss_plot, f"{run.run_id} train", index), run.series("train_loss"))
@@ -264,7 +265,7 @@ class RunsView(QWidget):
 
 
 def _settings_values(run: RunInfo) -> dict[str, str]:
-    values = {key: "" if run.config.get(key) is None else str(run.config.get(key)) for key in SETTINGS_SHOWN}
+    values = {key: "none" if run.config.get(key) is None else str(run.config.get(key)) for key in SETTINGS_SHOWN}
     counts = run.snapshot.get("counts") or {}
     started = run.snapshot.get("started") or {}
     values["train images"] = str(counts.get("train", started.get("train_images", "n/a")))
