@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
-from PySide6.QtWidgets import QMenuBar, QWidget
+from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
 
 StandardKey = QKeySequence.StandardKey
 
@@ -154,14 +154,36 @@ class Actions:
                     menu.addSeparator()
                 menu.addAction(action)
 
-    def shortcut_rows(self) -> list[tuple[str, str, str]]:
-        """(menu, action, shortcuts) for the shortcut sheet, in menu order."""
+    def shortcut_rows(self, bar: QMenuBar | None = None) -> list[tuple[str, str, str]]:
+        """(menu, action, shortcuts) for the shortcut sheet, in menu order.
+
+        With the menu bar, every menu is listed, including those other parts installed.
+        """
+        if bar is None:
+            return [row for title in MENU_ORDER
+                    for row in _rows(title, [action for action, _ in self._menus[title]])]
         rows = []
-        for title in MENU_ORDER:
-            for action, _ in self._menus[title]:
-                keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText)
-                                 for k in action.shortcuts())
-                if keys:
-                    text = str(action.property("base_text") or action.text())
-                    rows.append((title.replace("&", ""), text.replace("&", ""), keys))
+        for top in bar.actions():
+            if top.menu() is not None:
+                rows.extend(_rows(top.text(), _walk(top.menu())))
         return rows
+
+
+def _walk(menu: QMenu) -> list[QAction]:
+    found = []
+    for action in menu.actions():
+        if action.menu() is not None:
+            found.extend(_walk(action.menu()))
+        elif not action.isSeparator():
+            found.append(action)
+    return found
+
+
+def _rows(title: str, actions: list[QAction]) -> list[tuple[str, str, str]]:
+    rows = []
+    for action in actions:
+        keys = ", ".join(k.toString(QKeySequence.SequenceFormat.NativeText) for k in action.shortcuts())
+        if keys:
+            text = str(action.property("base_text") or action.text())
+            rows.append((title.replace("&", ""), text.replace("&", ""), keys))
+    return rows

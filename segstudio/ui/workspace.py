@@ -306,8 +306,11 @@ class Workspace(QObject):
 
     # -- help --------------------------------------------------------------------------------------
     def show_shortcuts(self) -> dialogs.ShortcutSheet:
-        if self._sheet is None:
-            self._sheet = dialogs.ShortcutSheet(self.window.commands.shortcut_rows(), self.window)
+        if self._sheet is not None:
+            self._sheet.deleteLater()
+        # rebuilt each time: other parts may have added menus since
+        rows = self.window.commands.shortcut_rows(self.window.menuBar())
+        self._sheet = dialogs.ShortcutSheet(rows, self.window)
         self._sheet.show()
         self._sheet.raise_()
         return self._sheet

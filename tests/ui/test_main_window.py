@@ -222,6 +222,8 @@ def test_every_action_has_a_menu_and_f1_sheet_lists_shortcuts(window: MainWindow
     assert sheet is not None and sheet.isVisible()
     texts = {sheet.table.item(r, 2).text() for r in range(sheet.table.rowCount())}
     assert "F1" in texts and any("Ctrl+Z" in t for t in texts)
+    menus = {sheet.table.item(r, 0).text() for r in range(sheet.table.rowCount())}
+    assert {"File", "Edit", "View", "Tools", "Image", "Classes", "Help"} <= menus
 
 
 def test_geometry_and_recent_projects_persist(qtbot, window: MainWindow, make_project) -> None:
