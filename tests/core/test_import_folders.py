@@ -189,6 +189,7 @@ def test_merge_into_existing_project_by_name(tmp_path: Path) -> None:
             ClassDef(0, "road", (9, 9, 9)),
             ClassDef(1, "car", (7, 7, 7)),
             ClassDef(2, "person", (8, 8, 8)),
+            ClassDef(3, "bridge", (5, 5, 5)),
         )
     )
     src = tmp_path / "src"
@@ -196,7 +197,7 @@ def test_merge_into_existing_project_by_name(tmp_path: Path) -> None:
     report = import_dataset(
         project.root, "folders", folders(src, classes_file=classes_json(tmp_path / "o.json", other))
     )
-    assert report.new_classes == ("road", "person")
+    assert report.new_classes == ("road", "person", "bridge")  # unused classes of the file come too
     project = Project.open(project.root)
     names = {c.name: c.id for c in project.classes}
     assert names["car"] == 0 and names["tree"] == 1
