@@ -19,14 +19,15 @@ THUMB_SIZE = QSize(72, 54)
 
 
 class _Signals(QObject):
-    done = Signal(str, QImage)
-    failed = Signal(str)
+    done = Signal(int, str, QImage)
+    failed = Signal(int, str)
 
 
 class _ThumbJob(QRunnable):
-    def __init__(self, image_id: str, path: Path, size: QSize) -> None:
+    def __init__(self, generation: int, image_id: str, path: Path, size: QSize) -> None:
         super().__init__()
         self.signals = _Signals()
+        self._generation = generation
         self._image_id = image_id
         self._path = path
         self._size = size
@@ -35,7 +36,7 @@ class _ThumbJob(QRunnable):
         try:
             rgb = imageio.read_image_rgb(self._path)
         except (SegstudioError, OSError, cv2.error, MemoryError):
-            self.signals.failed.emit(self._image_id)
+            self.signals.failed.emit(self._generation, self._image_id)
             return
         height, width = rgb.shape[:2]
         scale = min(self._size.width() / width, self._size.height() / height, 1.0)
@@ -44,7 +45,7 @@ class _ThumbJob(QRunnable):
         # QImage (unlike QPixmap) may be built off the UI thread; copy() owns the bytes.
         image = QImage(small.data, small.shape[1], small.shape[0], small.strides[0],
                        QImage.Format.Format_RGB888).copy()
-        self.signals.done.emit(self._image_id, image)
+        self.signals.done.emit(self._generation, self._image_id, image)
 
 
 class ThumbnailCache(QObject):
@@ -59,6 +60,9 @@ class ThumbnailCache(QObject):
         self._pending: set[str] = set()
         self._failed: set[str] = set()
         self._jobs: list[_ThumbJob] = []
+        # Image ids repeat across projects; a thumbnail started for the previous project
+        # must not land in this one's cache.
+        self._generation = 0
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # thumbnails must not compete with painting
 
@@ -67,7 +71,7 @@ class ThumbnailCache(QObject):
         if pixmap is not None or image_id in self._pending or image_id in self._failed:
             return pixmap
         self._pending.add(image_id)
-        job = _ThumbJob(image_id, path, self.size)
+        job = _ThumbJob(self._generation, image_id, path, self.size)
         job.setAutoDelete(False)
         job.signals.done.connect(self._on_job_done)
         job.signals.failed.connect(self._on_job_failed)
@@ -78,29 +82,35 @@ class ThumbnailCache(QObject):
     def failed(self, image_id: str) -> bool:
         return image_id in self._failed
 
-    def _on_job_done(self, image_id: str, image: QImage) -> None:
+    def _on_job_done(self, generation: int, image_id: str, image: QImage) -> None:
+        if generation != self._generation:
+            self._prune_jobs()
+            return
         self._pending.discard(image_id)
         self._pixmaps[image_id] = QPixmap.fromImage(image)
         self._prune_jobs()
         self.ready.emit(image_id)
 
-    def _on_job_failed(self, image_id: str) -> None:
+    def _on_job_failed(self, generation: int, image_id: str) -> None:
+        if generation != self._generation:
+            self._prune_jobs()
+            return
         self._pending.discard(image_id)
         self._failed.add(image_id)
         self._prune_jobs()
         self.ready.emit(image_id)
 
     def _prune_jobs(self) -> None:
-        if not self._pending:
+        if not self._pending and self._pool.activeThreadCount() == 0:
             self._jobs.clear()
 
     def clear(self) -> None:
+        """Forget everything; queued jobs are dropped, a running one finishes unheard."""
         self._pool.clear()
-        self._pool.waitForDone(2000)
+        self._generation += 1
         self._pixmaps.clear()
         self._pending.clear()
         self._failed.clear()
-        self._jobs.clear()
 
     def wait(self, msecs: int = 5000) -> bool:
         return self._pool.waitForDone(msecs)

@@ -300,3 +300,42 @@ def test_sample_project_is_self_contained_and_small() -> None:
     for record in project.images_where(statuses=["labeled", "reviewed"]):
         assert project.image_path(record).is_file()
         assert project.read_mask(record).shape == (record.height, record.width) == (180, 240)
+
+
+def test_failed_save_keeps_work_in_the_journal_and_asks_before_closing(window: MainWindow, make_project,
+                                                                     monkeypatch) -> None:
+    from segstudio.core.errors import ProjectError
+    from segstudio.core.recovery import RecoveryJournal
+    from segstudio.core.region import Region
+
+    project = make_project(count=2, labeled=0)
+    window.open_project(project.root)
+    ws = window.workspace
+
+    def refuse(*_args, **_kwargs):
+        raise ProjectError("disk full; free some space")
+
+    monkeypatch.setattr(ws.project, "write_mask", refuse)
+    asked: list[str] = []
+    monkeypatch.setattr(dialogs, "ask", lambda _p, title, _text: asked.append(title) or False)
+    assert ws.session.document.apply_edit("p", Region(0, 0, 10, 10), 1)
+    assert ws.session.write_journal() == 1
+    assert not ws.save()
+    assert "disk full" in window.status.currentMessage()
+    assert not ws.close_project()  # the user chose to keep it open
+    assert asked == ["Unsaved masks"] and ws.session is not None
+    assert RecoveryJournal(project.root).revision_of("img00") is not None
+
+
+def test_recent_project_that_vanished_is_dropped(window: MainWindow, make_project) -> None:
+    import shutil
+
+    project = make_project()
+    window.open_project(project.root)
+    window.workspace.close_project()
+    shutil.rmtree(project.root / "masks")
+    (project.root / "project.json").unlink()
+    window.welcome.recent.itemClicked.emit(window.welcome.recent.item(0))
+    assert window.errors and "not a segstudio project" in window.errors[-1]
+    assert window.settings.recent_projects() == []
+    assert window.welcome.recent.count() == 0
