@@ -53,6 +53,7 @@ class Workspace(QObject):
             lambda found: dialogs.ask_restore(self.window, found)
         )
         self._sheet: dialogs.ShortcutSheet | None = None
+        self._history_state: tuple[bool, bool, str | None] | None = None
 
     # -- project lifecycle ---------------------------------------------------------------------
     def show_welcome(self) -> None:
@@ -67,6 +68,7 @@ class Workspace(QObject):
         w.setWindowTitle("segstudio")
 
     def _enable_project_actions(self, on: bool) -> None:
+        self._history_state = None  # undo/redo are set here too; recompute next time
         for name in PROJECT_ACTIONS:
             self.window.commands[name].setEnabled(on)
         for action in [*self.window.commands.tool_actions(), *self.window.commands.class_actions()]:
@@ -281,10 +283,17 @@ class Workspace(QObject):
     def _update_history_actions(self) -> None:
         document = self.session.document if self.session else None
         commands = self.window.commands
-        commands["undo"].setEnabled(document is not None and document.can_undo)
-        commands["redo"].setEnabled(document is not None and document.can_redo)
-        label = document.undo_label if document is not None else None
-        commands["undo"].setText(f"&Undo {label}" if label else "&Undo")
+        state = (
+            document is not None and document.can_undo,
+            document is not None and document.can_redo,
+            document.undo_label if document is not None else None,
+        )
+        if state == self._history_state:  # runs on every brush dab; menus need no churn
+            return
+        self._history_state = state
+        commands["undo"].setEnabled(state[0])
+        commands["redo"].setEnabled(state[1])
+        commands["undo"].setText(f"&Undo {state[2]}" if state[2] else "&Undo")
 
     def _on_session_status_changed(self, image_id: str, status: str) -> None:
         self.window.dataset_dock.refresh(image_id)
