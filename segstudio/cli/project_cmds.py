@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any
@@ -61,6 +62,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     exp.set_defaults(func=cmd_export)
 
 
+def emit(text: str) -> None:
+    """Print to stdout; a closed pipe (`segstudio info P | head`) ends quietly."""
+    try:
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Point stdout at devnull so the interpreter's final flush does not complain again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+
+
 def _allow_sources_after_options(parser: argparse.ArgumentParser) -> None:
     """`import PROJECT --format F SRC...`: argparse fills a '*' positional from the first run
     of positionals only, so SRC after the options would be 'unrecognized'; collect them."""
@@ -90,7 +102,7 @@ def cmd_new(args: argparse.Namespace) -> int:
 
     classes = parse_classes_arg(args.classes) if args.classes else ClassTable(())
     project = Project.create(args.project, classes, name=args.name)
-    print(f"created project {project.name} at {project.root} with {len(project.classes)} classes")
+    emit(f"created project {project.name} at {project.root} with {len(project.classes)} classes")
     return 0
 
 
@@ -102,10 +114,9 @@ def cmd_info(args: argparse.Namespace) -> int:
         check_split(args.split)
     summary = project.summary(args.split)
     if args.json:
-        json.dump(summary, sys.stdout, indent=2, ensure_ascii=False)
-        sys.stdout.write("\n")
+        emit(json.dumps(summary, indent=2, ensure_ascii=False))
         return 0
-    print("\n".join(format_summary(summary, args.split)))
+    emit("\n".join(format_summary(summary, args.split)))
     return 0
 
 
@@ -147,7 +158,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     if args.format != "folders" and len(splits) > 1:
         raise SegstudioError(f"--split can be given once for the {args.format} format")
     report = import_dataset(args.project, args.format, options)
-    print("\n".join(report.lines()))
+    emit("\n".join(report.lines()))
     return 0
 
 
@@ -158,5 +169,5 @@ def cmd_export(args: argparse.Namespace) -> int:
     project = Project.open(args.project)
     statuses = tuple(s.strip() for s in args.status.split(",") if s.strip())
     report = export_project(project, args.format, args.out, split=args.split, statuses=statuses)
-    print("\n".join(report.lines()))
+    emit("\n".join(report.lines()))
     return 0

@@ -43,6 +43,10 @@ def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetS
 
 
 def _pairs(options: ImportOptions) -> tuple[list[FolderPair], Path | None]:
+    if options.images and options.sources:
+        raise DatasetImportError(
+            "give either a dataset folder (SRC) or --images/--masks folders for the folders format, not both"
+        )
     if options.images:
         if options.masks and len(options.masks) != len(options.images):
             raise DatasetImportError(
