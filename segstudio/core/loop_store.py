@@ -23,7 +23,7 @@ from segstudio.core.atomic import atomic_write_json
 from segstudio.core.loop import ImageScore, Prediction
 
 CACHE_DIR = ".cache"
-MEMORY_ITEMS = 16
+MEMORY_ITEMS = 6
 
 
 def model_hash(path: str | os.PathLike[str]) -> str:
@@ -37,6 +37,13 @@ def model_hash(path: str | os.PathLike[str]) -> str:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
     return digest.hexdigest()[:16]
+
+
+def _compact(prediction: Prediction) -> Prediction:
+    return Prediction(prediction.labels.astype(np.uint8, copy=False),
+                      prediction.max_prob.astype(np.float16, copy=False),
+                      prediction.entropy.astype(np.float16, copy=False),
+                      prediction.margin.astype(np.float16, copy=False), prediction.num_classes)
 
 
 def _safe_name(image_id: str) -> str:
@@ -93,7 +100,8 @@ class PredictionCache:
                             margin=prediction.margin.astype(np.float16),
                             num_classes=np.int32(prediction.num_classes))
         os.replace(temp, target)
-        self._remember(image_id, prediction)
+        # half precision in memory too: an 8k image's three maps take 384 MB instead of 768
+        self._remember(image_id, _compact(prediction))
         scores = self.scores()
         scores[image_id] = prediction.score()
         with self._lock:
@@ -118,9 +126,8 @@ class PredictionCache:
             return None
         try:
             with np.load(path) as data:
-                prediction = Prediction(data["labels"], data["max_prob"].astype(np.float32),
-                                        data["entropy"].astype(np.float32),
-                                        data["margin"].astype(np.float32), int(data["num_classes"]))
+                prediction = Prediction(data["labels"], data["max_prob"], data["entropy"],
+                                        data["margin"], int(data["num_classes"]))
         except (OSError, ValueError, KeyError):
             return None  # a half-written or foreign file: predict again
         self._remember(image_id, prediction)
@@ -218,16 +225,19 @@ class EffortTracker:
             return
         for image_id, item in data.get("images", {}).items():
             try:
-                self.entries[image_id] = EffortEntry(str(item["source"]), int(item["labelled"]),
-                                                     int(item["changed"]), int(item["total"]))
                 self._carried[image_id] = int(item.get("carried", 0))
-            except (KeyError, TypeError, ValueError):
+                if "source" in item:
+                    self.entries[image_id] = EffortEntry(str(item["source"]), int(item["labelled"]),
+                                                         int(item["changed"]), int(item["total"]))
+            except (KeyError, TypeError, ValueError, AttributeError):
                 continue
 
     def _save(self) -> None:
-        images = {}
+        images: dict[str, dict[str, object]] = {}
+        for image_id, carried in self._carried.items():
+            images[image_id] = {"carried": carried}
         for image_id, entry in self.entries.items():
-            images[image_id] = {**asdict(entry), "carried": self._carried.get(image_id, 0)}
+            images.setdefault(image_id, {}).update(asdict(entry))
         self.file.parent.mkdir(parents=True, exist_ok=True)
         atomic_write_json(self.file, {"version": 1, "images": images})
 
@@ -243,7 +253,10 @@ class EffortTracker:
             return None
 
     def model_wrote(self, image_id: str, before: np.ndarray, after: np.ndarray) -> None:
-        """The model just changed the mask from `before` to `after` (pre-label or accept)."""
+        """The model just changed the mask from `before` to `after` (pre-label or accept).
+
+        The image is counted at its next `record` (the user's save or confirmation), so
+        unchecked pre-labels never count as pixels the user kept."""
         old = self.baseline(image_id)
         if old is not None and old.shape == before.shape:
             self._carried[image_id] = self._carried.get(image_id, 0) + int(np.count_nonzero(before != old))
@@ -255,7 +268,7 @@ class EffortTracker:
         temp = target.with_suffix(".tmp.npz")
         np.savez_compressed(temp, mask=np.asarray(after, dtype=np.uint8))
         os.replace(temp, target)
-        self.record(image_id, after)
+        self._save()  # the carried count; the entry itself waits for the user's save
 
     def record(self, image_id: str, mask: np.ndarray) -> EffortEntry:
         """Update the entry for a (saved) mask and persist the meter."""

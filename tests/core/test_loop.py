@@ -254,6 +254,7 @@ def test_effort_counts_exactly_the_changed_pixels(tmp_path: Path, camvid_pair: t
     blank = np.full(truth.shape, unlabeled, np.uint8)
     prelabel = _camvid_prediction(truth)
     tracker.model_wrote("a", blank, prelabel)
+    assert "a" not in tracker.entries  # nobody has looked at the pre-label yet
     entry = tracker.record("a", prelabel)
     assert entry.source == "model" and entry.changed == 0
     # the user fixes a 20x30 block and then undoes part of it by hand again

@@ -159,6 +159,7 @@ def test_prelabel_queue_and_effort(qtbot, window: MainWindow, sample_copy: Path,
     for image_id in unlabelled:
         assert project.image(image_id).status == "predicted"
         np.testing.assert_array_equal(project.read_mask(image_id), controller.prediction(image_id).labels)
+        assert image_id not in controller.effort.entries  # unchecked pre-labels do not count
     # the queue holds exactly the predicted images, most uncertain first
     scores = controller.scores()
     queue = controller.review_queue()
@@ -243,3 +244,19 @@ def test_follows_the_active_model_until_the_user_picks_one(window: MainWindow, s
     assert controller.model_path == mine
     loop.actions["use_active_model"].trigger()
     assert controller.model_path == first
+
+
+def test_model_export_dialog_shows_the_verification(qtbot, tmp_path: Path, tiny_model: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    from segstudio.ui.loop.export_dialogs import ExportModelDialog
+
+    dialog = ExportModelDialog(tiny_model)
+    qtbot.addWidget(dialog)
+    dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("onnx"))
+    dialog.out_edit.setText(str(tmp_path / "exported"))
+    dialog.run_button.click()
+    qtbot.waitUntil(lambda: dialog.job is None, timeout=180_000)
+    text = dialog.report.toPlainText()
+    assert dialog.result is not None, text
+    assert dialog.result.passed and "matches PyTorch" in text and "agreement" in text
+    assert (tmp_path / "exported" / "model.onnx").is_file()

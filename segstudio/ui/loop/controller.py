@@ -403,13 +403,27 @@ class LoopController(QObject):
         if self.show_disagreement and self.session is not None and image_id == self.session.current_id:
             self._refresh_timer.start()
 
-    def _on_session_saved(self, image_id: str) -> None:
+    def _record_effort(self, image_id: str) -> None:
+        """Count an image the user worked on or confirmed; an image still "predicted" holds
+        unchecked model output and is not counted yet."""
         if self.session is None or self.effort is None:
             return
+        project = self.session.project
+        if image_id not in project or project.image(image_id).status in ("predicted", "unlabeled"):
+            return
         document = dict(self.session.documents()).get(image_id)
-        if document is not None:
-            self.effort.record(image_id, document.mask)
+        try:
+            mask = document.mask if document is not None else project.read_mask(image_id)
+        except SegstudioError:
+            return
+        if mask is not None:
+            self.effort.record(image_id, mask)
             self.effort_changed.emit()
 
-    def _on_session_status_changed(self, _image_id: str, _status: str) -> None:
+    def _on_session_saved(self, image_id: str) -> None:
+        self._record_effort(image_id)
+
+    def _on_session_status_changed(self, image_id: str, status: str) -> None:
+        if status in ("labeled", "reviewed"):  # confirmed, maybe without a new save
+            self._record_effort(image_id)
         self.queue_changed.emit()

@@ -79,13 +79,13 @@ class PredictionDock(QDockWidget):
 
         layout.addWidget(self._build_view_box(body))
         layout.addWidget(self._build_accept_box(body))
-        layout.addWidget(self._build_queue_box(body), 1)
-
         self.effort_label = QLabel(body)
         self.effort_label.setObjectName("effort_meter")
         self.effort_label.setWordWrap(True)
         self.effort_label.setTextFormat(Qt.TextFormat.RichText)
+        self.effort_label.setFrameShape(QLabel.Shape.StyledPanel)
         layout.addWidget(self.effort_label)
+        layout.addWidget(self._build_queue_box(body), 1)
         # scrolls rather than forcing a minimum window height on small screens
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
@@ -182,6 +182,7 @@ class PredictionDock(QDockWidget):
         layout.addLayout(row)
         self.queue_list = QListWidget(box)
         self.queue_list.setObjectName("review_queue")
+        self.queue_list.setMinimumHeight(90)
         layout.addWidget(self.queue_list, 1)
         self.review_key_combo.currentIndexChanged.connect(
             lambda _: self.controller.set_review_key(self.review_key_combo.currentData()))
@@ -240,7 +241,7 @@ class PredictionDock(QDockWidget):
     def _refresh_effort(self) -> None:
         summary = self.controller.effort_summary()
         if summary is None or not (summary.model_images or summary.scratch_images):
-            self.effort_label.setText("Effort: no saved masks yet")
+            self.effort_label.setText("<b>Effort</b>: counted when you save or confirm a mask")
             return
         share = summary.saved_share
         self.effort_label.setText(
