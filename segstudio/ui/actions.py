@@ -41,6 +41,9 @@ TOOLS = (
     ("pan", "P&an", "H", "Drag to move the view"),
 )
 
+# What the tool bar shows (the menus keep the full names): it must fit 1024-pixel screens.
+SHORT_NAMES = {"scribble": "Scribble", "wand": "Wand", "picker": "Picker"}
+
 _SPECS: tuple[ActionSpec, ...] = (
     # File
     ActionSpec("open_project", "&File", "&Open project...", (StandardKey.Open,), "Open a project folder"),
@@ -105,6 +108,7 @@ class Actions:
         for index, (name, text, key, tip) in enumerate(TOOLS):
             action = self._add(ActionSpec(f"tool_{name}", "&Tools", text, (key,), tip, checkable=True))
             action.setData(name)
+            action.setIconText(SHORT_NAMES.get(name, text.replace("&", "")))
             self.tool_group.addAction(action)
             if index == 0:
                 action.setChecked(True)
@@ -114,6 +118,7 @@ class Actions:
                                           separator_before=number == 1))
             action.setData(number - 1)
         self["toggle_overlay"].setChecked(True)
+        self["protect"].setIconText("Protect")
 
     def _add(self, spec: ActionSpec) -> QAction:
         action = QAction(spec.text, self._parent)

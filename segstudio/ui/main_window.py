@@ -137,10 +137,13 @@ class MainWindow(QMainWindow):
         if not self._default_layout_pending or not self.classes_dock.isVisible():
             return
         self._default_layout_pending = False
-        self.resizeDocks([self.dataset_dock, self.classes_dock], [280, 360], Qt.Orientation.Horizontal)
-        right = [dock for dock in self.findChildren(QDockWidget)
-                 if dock.isVisible() and self.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea]
-        if len(right) > 1:
+        width = self.width()
+        left = max(220, min(280, int(width * 0.2)))
+        right = max(330, min(360, int(width * 0.26)))  # the Model dock needs about 330
+        self.resizeDocks([self.dataset_dock, self.classes_dock], [left, right], Qt.Orientation.Horizontal)
+        column = [dock for dock in self.findChildren(QDockWidget)
+                  if dock.isVisible() and self.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea]
+        if len(column) > 1:
             self.resizeDocks([self.classes_dock], [int(self.height() * 0.42)], Qt.Orientation.Vertical)
         QTimer.singleShot(0, self.canvas.zoom_fit)  # the canvas changed size with the docks
 
