@@ -23,7 +23,7 @@ import torch
 from torch import nn
 
 from segstudio.core.atomic import atomic_write_json, atomic_write_text
-from segstudio.core.errors import ExportError, ModelError
+from segstudio.core.errors import ExportError
 from segstudio.engine.inference import ONNX_CONFIG_KEY, normalize_image, onnx_session_options
 from segstudio.engine.modelfile import ModelConfig, load_model, save_model
 
@@ -125,17 +125,15 @@ def _target_path(out: Path, fmt: str, bundle: bool) -> Path:
     return out
 
 
-def export_model(model_path: str | os.PathLike[str], fmt: Any, out: Any, metrics: Any = None, *,
+def export_model(model_path: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str], *,
                  bundle: bool = False, sizes: Sequence[tuple[int, int]] | None = None,
-                 sample_image: np.ndarray | None = None, opset: int = 18) -> Any:
+                 sample_image: np.ndarray | None = None, opset: int = 18) -> ExportReport:
     """Write `model_path` as `fmt` to `out` (a file, or a folder for bundles), then verify it.
 
-    Trainer form: `export_model(folder, model, trainer, metrics)` writes a model folder from a
-    trained network and returns its config path (kept for engine/trainer.py's call).
+    `sizes` are the (H, W) check inputs (default: the training size and one other); a
+    `sample_image` is checked too. The report says whether the export reproduces PyTorch.
     """
-    if isinstance(fmt, nn.Module):
-        return save_trained_model(Path(model_path), fmt, out, metrics)
-    fmt = str(fmt).strip().lower()
+    fmt = fmt.strip().lower()
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; choose one of: {', '.join(FORMATS)}")
     model, config = load_model(model_path)
@@ -166,26 +164,6 @@ def export_model(model_path: str | os.PathLike[str], fmt: Any, out: Any, metrics
     report = ExportReport(fmt, target, tuple(files), checks)
     log.info("%s", report.summary())
     return report
-
-
-def save_trained_model(folder: Path, model: nn.Module, trainer: Any, metrics: Any = None) -> Path:
-    """A model folder from a trainer's network: spec, project classes, crop size, metrics."""
-    from segstudio.engine.modelfile import IMAGENET_MEAN, IMAGENET_STD
-
-    spec = trainer.spec
-    data = getattr(trainer, "data", None)
-    project = getattr(data, "project", None)
-    classes = getattr(project, "classes", None)
-    if classes is None:
-        raise ModelError("the trainer has no project class table to write into the model file")
-    crop = getattr(trainer, "crop", None)
-    input_size = (int(crop[0]), int(crop[1])) if crop else None
-    cfg = getattr(trainer, "config", None)
-    training = {"run_id": getattr(trainer, "run_id", None), "epochs": getattr(cfg, "epochs", None)}
-    clean = {k: v for k, v in dict(metrics or {}).items() if isinstance(v, (int, float, str, list, dict))}
-    config = ModelConfig.from_spec(spec, classes, mean=IMAGENET_MEAN, std=IMAGENET_STD,
-                                   input_size=input_size, metrics=clean, training=training)
-    return save_model(folder, model, config)
 
 
 def _export_torchscript(model: nn.Module, config: ModelConfig, example: np.ndarray, target: Path) -> None:
@@ -357,4 +335,4 @@ def _smp_hint(config: ModelConfig) -> dict[str, Any]:
     return {"_model_class": True} if config.arch in SMP_ARCHITECTURES else {}
 
 
-__all__ = ["ExportCheck", "ExportReport", "FORMATS", "export_model", "onnx_metadata", "save_trained_model"]
+__all__ = ["ExportCheck", "ExportReport", "FORMATS", "export_model", "onnx_metadata"]

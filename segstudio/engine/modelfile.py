@@ -26,6 +26,7 @@ from segstudio.core.errors import ClassTableError, ModelError
 from segstudio.engine.models.registry import (
     SMP_ARCHITECTURES,
     ModelSpec,
+    canonical_arch,
     create_model,
     required_divisor,
 )
@@ -33,6 +34,7 @@ from segstudio.engine.models.registry import (
 WEIGHTS_NAME = "model.safetensors"
 CONFIG_NAME = "config.json"
 FORMAT_VERSION = 1
+SMP_FOLDER = "smp"  # segstudio_version of a config read from a plain smp folder
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
@@ -57,6 +59,15 @@ class ModelConfig:
     segstudio_version: str = __version__
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "arch", canonical_arch(self.arch))
+        size: Any = self.input_size
+        if size is not None:  # accept a side length or any (H, W) sequence
+            size = (int(size), int(size)) if isinstance(size, (int, float)) else tuple(int(v) for v in size)
+            if len(size) != 2 or min(size) < 1:
+                raise ModelError(f"input_size must be (height, width) in pixels, got {self.input_size}")
+            object.__setattr__(self, "input_size", size)
+        object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
+        object.__setattr__(self, "std", tuple(float(v) for v in self.std))
         if not self.classes.trainable:
             raise ModelError("a model needs at least one class that is not the ignore class")
         if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
@@ -229,7 +240,7 @@ def _read_config_file(config_path: Path) -> ModelConfig:
             encoder=str(document.get("encoder_name", "resnet34")),
             classes=classes,
             in_channels=int(document.get("in_channels", 3)),
-            segstudio_version="smp",
+            segstudio_version=SMP_FOLDER,
         )
     raise ModelError(f"{config_path} is not a segstudio or smp model config (no 'segstudio' key)")
 
@@ -243,6 +254,14 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     config = _read_config_file(config_path)
     if not weights_path.is_file():
         raise ModelError(f"{weights_path} not found; the model folder is incomplete")
+    if config.segstudio_version == SMP_FOLDER:  # smp's own folder: smp knows its init arguments
+        import segmentation_models_pytorch as smp
+
+        try:
+            model = smp.from_pretrained(str(config_path.parent))
+        except Exception as exc:  # smp/huggingface_hub raise many kinds
+            raise ModelError(f"{config_path.parent} cannot be loaded as an smp model ({exc})") from exc
+        return model.to(device).eval(), config
     model = create_model(config.spec())
     try:
         state = load_file(str(weights_path), device="cpu")

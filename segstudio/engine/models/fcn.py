@@ -42,6 +42,33 @@ def learned_upsample(channels: int, factor: int) -> nn.ConvTranspose2d:
     return layer
 
 
+VGG16_LAYOUT: tuple[int | str, ...] = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M",
+)
+
+
+def vgg16_features(batch_norm: bool = False) -> nn.Sequential:
+    """VGG16's convolutional part, laid out exactly as torchvision's `features` (same keys),
+    built without its 120M-parameter classifier when no pretrained weights are wanted."""
+    layers: list[nn.Module] = []
+    channels = 3
+    for item in VGG16_LAYOUT:
+        if item == "M":
+            layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            continue
+        width = int(item)
+        layers.append(nn.Conv2d(channels, width, kernel_size=3, padding=1))
+        if batch_norm:
+            layers.append(nn.BatchNorm2d(width))
+        layers.append(nn.ReLU(inplace=True))
+        channels = width
+    for module in layers:  # torchvision's VGG initialisation
+        if isinstance(module, nn.Conv2d):
+            nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.zeros_(module.bias)
+    return nn.Sequential(*layers)
+
+
 class VggFeatures(nn.Module):
     """torchvision VGG16(-BN) `features` cut at its pools; returns pool3, pool4, pool5 maps."""
 

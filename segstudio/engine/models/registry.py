@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from segstudio.core.errors import ModelError
-from segstudio.engine.models.fcn import FCN, SmpFeatures, VggFeatures
+from segstudio.engine.models.fcn import FCN, SmpFeatures, VggFeatures, vgg16_features
 from segstudio.engine.models.segnet import SegNet, SegNetBasic, load_vgg16_bn_weights
 
 log = logging.getLogger(__name__)
@@ -232,17 +232,16 @@ def _build_smp(spec: ModelSpec, notes: list[str]) -> nn.Module:
         raise _wrap_build_error(spec, exc) from exc
 
 
-def _torchvision_vgg(name: str, pretrained: bool, notes: list[str]) -> nn.Module:
+def _torchvision_vgg(name: str, notes: list[str]) -> nn.Module | None:
+    """torchvision's ImageNet VGG (downloaded once, then cached), or None with a note."""
     import torchvision
 
-    factory = getattr(torchvision.models, name)
-    if pretrained:
-        try:
-            with _short_network_timeout():
-                return factory(weights="IMAGENET1K_V1")
-        except Exception as exc:  # offline or blocked: random init
-            notes.append(_offline_note(f"ImageNet '{name}'", exc))
-    return factory(weights=None)
+    try:
+        with _short_network_timeout():
+            return getattr(torchvision.models, name)(weights="IMAGENET1K_V1")
+    except Exception as exc:  # offline or blocked: random init
+        notes.append(_offline_note(f"ImageNet '{name}'", exc))
+        return None
 
 
 def _build_segnet(spec: ModelSpec, notes: list[str]) -> nn.Module:
@@ -252,9 +251,8 @@ def _build_segnet(spec: ModelSpec, notes: list[str]) -> nn.Module:
         return SegNetBasic(spec.num_classes, spec.in_channels)
     model = SegNet(spec.num_classes, spec.in_channels)
     if spec.pretrained == "imagenet":
-        before = len(notes)
-        vgg = _torchvision_vgg("vgg16_bn", True, notes)
-        if len(notes) == before:
+        vgg = _torchvision_vgg("vgg16_bn", notes)
+        if vgg is not None:
             load_vgg16_bn_weights(model.encoder, vgg.features)
     return model
 
@@ -262,12 +260,11 @@ def _build_segnet(spec: ModelSpec, notes: list[str]) -> nn.Module:
 def _build_fcn(spec: ModelSpec, notes: list[str]) -> nn.Module:
     variant = int(spec.arch[3:-1])
     if spec.encoder in VGG_ENCODERS:
-        pretrained = spec.pretrained == "imagenet"
-        before = len(notes)
-        vgg = _torchvision_vgg(spec.encoder, pretrained, notes)
-        encoder = VggFeatures(vgg.features, spec.in_channels)
+        vgg = _torchvision_vgg(spec.encoder, notes) if spec.pretrained == "imagenet" else None
+        features = vgg.features if vgg is not None else vgg16_features(spec.encoder == "vgg16_bn")
+        encoder = VggFeatures(features, spec.in_channels)
         model = FCN(encoder, spec.num_classes, variant, head_channels=4096, head_kernel=7)
-        if pretrained and len(notes) == before:
+        if vgg is not None:
             model.load_vgg_classifier(vgg.classifier)
         return model
     from segmentation_models_pytorch.encoders import get_encoder
