@@ -4,8 +4,8 @@ With `segstudio train --events jsonl` every event is one JSON object on one line
 flushed at once; nothing else goes to stdout (logs go to stderr). The app's training
 dashboard reads exactly this stream. Values that are undefined (the IoU of a class absent
 from truth and prediction, GPU memory on a CPU) are JSON null, never NaN. Every event has
-`event` (its kind) and `time` (Unix seconds). A run ends with exactly one of
-`run_finished`, `stopped` or `error`.
+`event` (its kind) and `time` (Unix seconds). A run starts with `run_started` (unless it
+fails before, with `error`) and ends with exactly one of `run_finished`, `stopped` or `error`.
 
 run_started   run_id, run_dir, config (every training setting, resolved), device (name),
               device_type (cuda/mps/cpu), amp ("bf16"/"fp16"/"off"), world_size,
@@ -16,8 +16,8 @@ run_started   run_id, run_dir, config (every training setting, resolved), device
 progress      epoch (1-based), epochs, step (1-based, within the epoch), steps, loss
               (running mean over the epoch), lr, images_per_s; at most ~2 per second
 epoch_end     epoch, epochs, train_loss, val_loss, miou, mean_dice, pixel_accuracy,
-              mean_class_accuracy, per_class {name: {iou, dice, accuracy}}, lr, seconds,
-              images_per_s, data_wait_share (share of train step time spent waiting for
+              mean_class_accuracy, per_class {name: {iou, dice, accuracy}}, lr, seconds
+              (train + validation), train_seconds, images_per_s, data_wait_share (share of train step time spent waiting for
               data), peak_gpu_memory_mb (null off CUDA), val_images (images scored),
               best_miou, is_best
 preview       epoch, images [paths of PNGs: image | truth | prediction, for up to 4 fixed
@@ -25,7 +25,7 @@ preview       epoch, images [paths of PNGs: image | truth | prediction, for up t
 checkpoint    epoch, kind ("best"/"last"), path (the checkpoint's weights file)
 warning       message
 error         message (what went wrong and what to do)
-stopped       epoch (completed epochs), reason ("signal"/"max_minutes"/"requested"),
+stopped       epoch (completed epochs), reason ("signal": SIGINT/SIGTERM or should_stop),
               checkpoint (path of the last checkpoint), model (path of the best model
               written so far, or null)
 run_finished  epochs (completed), best_epoch, best {miou, mean_dice, pixel_accuracy,

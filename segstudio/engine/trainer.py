@@ -283,8 +283,6 @@ class _Run:
     def run(self) -> RunResult:
         cfg = self.config
         epochs = int(cfg.epochs or 1)
-        for note in self.notes:
-            self.emit("warning", message=note)
         self.emit(
             "run_started", run_id=self.run_id, run_dir=str(self.run_dir), config=cfg.to_dict(),
             device=device_name(self.device), device_type=self.device.type, amp=self.amp,
@@ -294,6 +292,8 @@ class _Run:
             start_epoch=self.start_epoch, crop=list(self.crop), cached=self.train_store.cached,
             class_weights=self.class_weights,
         )
+        for note in self.notes:
+            self.emit("warning", message=note)
         self.last_save = time.monotonic()
         reason = "completed"
         completed = self.start_epoch

@@ -22,6 +22,7 @@ def tiny(tmp_path_factory: pytest.TempPathFactory) -> TinyRun:
     return tiny_trained_run(tmp_path_factory)
 
 
+@pytest.mark.slow
 def test_eval_reproduces_the_trainers_best_validation_figures(tiny: TinyRun, capsys: pytest.CaptureFixture[str]) -> None:
     assert tiny.returncode == 0, tiny.stderr[-3000:]
     best = [e for e in tiny.events if e["event"] == "run_finished"][0]["best"]

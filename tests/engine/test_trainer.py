@@ -78,6 +78,7 @@ def chance_figures(project: Project) -> tuple[float, float]:
     return float(m.miou or 0), float(m.pixel_accuracy or 0)
 
 
+@pytest.mark.slow
 def test_tiny_run_learns_and_reports_every_documented_field(tiny: TinyRun) -> None:
     assert tiny.returncode == 0, tiny.stderr[-3000:]
     check_schema(tiny.events)
@@ -130,6 +131,7 @@ def test_tiny_run_writes_run_folder_and_model(tiny: TinyRun) -> None:
     assert model.eval()(x).shape == (1, 11, 96, 128)
 
 
+@pytest.mark.slow
 def test_resume_continues_from_the_last_checkpoint(tiny: TinyRun, tmp_path: Path) -> None:
     from segstudio.engine.trainer import fit
 
@@ -153,6 +155,7 @@ def test_resume_continues_from_the_last_checkpoint(tiny: TinyRun, tmp_path: Path
     assert after["epoch"] == 4
 
 
+@pytest.mark.slow
 def test_sigterm_finishes_the_step_saves_and_exits_zero(tmp_path: Path) -> None:
     project = make_camvid_project(tmp_path / "p", n_train=8, n_val=2, scale=0.25)
     args = [a for a in TINY_ARGS]
@@ -183,6 +186,7 @@ def test_sigterm_finishes_the_step_saves_and_exits_zero(tmp_path: Path) -> None:
     ckpt.load_weights(weights, model)  # a usable checkpoint
 
 
+@pytest.mark.slow
 def test_ddp_two_gloo_processes_train_and_only_rank0_reports(tmp_path: Path) -> None:
     project = make_camvid_project(tmp_path / "p", n_train=8, n_val=3, scale=0.25)
     args = [a for a in TINY_ARGS]
