@@ -262,9 +262,19 @@ def test_thumbnails_arrive_off_the_ui_thread(window: MainWindow, qtbot, make_pro
 
 
 def test_gui_command_runs_the_app_on_a_project(qtbot, make_project, monkeypatch, tmp_path) -> None:
-    import segstudio.ui.app as app_module
-    from segstudio.cli.main import build_parser
+    import argparse
 
+    import segstudio.ui.app as app_module
+    from segstudio.cli import gui_cmd
+    from segstudio.cli.main import COMMAND_MODULES
+
+    def build_parser() -> argparse.ArgumentParser:
+        # only the gui command: the full CLI would import torch for the engine commands
+        parser = argparse.ArgumentParser(prog="segstudio")
+        gui_cmd.register(parser.add_subparsers(dest="command"))
+        return parser
+
+    assert "segstudio.cli.gui_cmd" in COMMAND_MODULES
     monkeypatch.setattr(resources, "user_data_dir", lambda: tmp_path / "appdata")
     project = make_project()
     args = build_parser().parse_args(["gui", str(project.root)])
