@@ -273,3 +273,15 @@ def test_merge_that_cannot_fit_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetImportError, match="256 classes"):
         import_dataset(project.root, "folders", folders(src, classes_file=classes_json(tmp_path / "o.json", other)))
     assert project_state(project.root) == before
+
+
+def test_importing_the_same_files_again_skips_them(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    folders_dataset(src, n=2, ids=(0, 1))
+    import_dataset(tmp_path / "p", "folders", folders(src))
+    folders_dataset(src, n=3, ids=(0, 1))  # one more image since
+    report = import_dataset(tmp_path / "p", "folders", folders(src))
+    assert report.images == 1 and Project.open(tmp_path / "p").image("img_02").status == "labeled"
+    assert sorted(reason for _, reason in report.skipped) == [
+        "already in the project as 'img_00'", "already in the project as 'img_01'"]
+    assert len(Project.open(tmp_path / "p")) == 3

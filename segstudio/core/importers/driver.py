@@ -168,6 +168,7 @@ class _ImportRun:
         self.splits: dict[str, int] = {}
         self.skipped: list[tuple[str, str]] = []
         self._image_stems: set[str] | None = None
+        self._known_paths: dict[str, str] | None = None
 
     def consume(self, items: Iterable[ImportItem | Skip], parallel: bool = True) -> None:
         workers = min(READ_WORKERS, os.cpu_count() or 1) if parallel else 1
@@ -199,6 +200,13 @@ class _ImportRun:
         del self.created[mark:]
 
     def _import_one(self, item: ImportItem, ready: Future[_Read] | None) -> None:
+        if item.image is not None and not self.options.copy:
+            # Running an import again must not add every image a second time.
+            stored = self.project.stored_path(item.image)
+            if self._known_paths is None:
+                self._known_paths = {rec.path: rec.id for rec in self.project.images}
+            if stored in self._known_paths:
+                raise DatasetImportError(f"already in the project as '{self._known_paths[stored]}'")
         image_id = self._free_id(item.name)
         image_path = item.image
         if item.image_bytes is not None:
@@ -231,6 +239,8 @@ class _ImportRun:
                 raise _FatalImportError(_write_failed(mask_path, exc)) from exc
             self.masks += 1
         self.images += 1
+        if self._known_paths is not None:
+            self._known_paths[record.path] = record.id
         self.splits[item.split] = self.splits.get(item.split, 0) + 1
 
     def _free_id(self, stem: str) -> str:
