@@ -191,6 +191,7 @@ class EditingSession(QObject):
         if image_id == self._current:
             return True
         if image_id in self._open:
+            self._pending_load = None  # a slower background load must not take over later
             self._switch_to(image_id)
             return True
         try:
@@ -213,7 +214,7 @@ class EditingSession(QObject):
             return True
         try:
             loaded = self.load(image_id)
-        except SegstudioError as exc:
+        except (SegstudioError, OSError, ValueError, MemoryError) as exc:
             self._pending_load = None
             self.message.emit(f"cannot open '{image_id}': {exc}")
             return False

@@ -236,3 +236,16 @@ def test_autosave_waits_for_an_open_stroke(qtbot, make_project) -> None:
     qtbot.waitUntil(lambda: project.read_mask("img02") is not None, timeout=3000)
     assert np.array_equal(project.read_mask("img02"), document.mask)
     autosaver.stop()
+
+
+def test_a_slow_background_load_never_takes_over_a_later_choice(qtbot, make_project) -> None:
+    project = make_project()
+    session = EditingSession(project)
+    session.open_image("img00")
+    session.open_image("img01")
+    session.writer.wait()
+    session.open_image("img03", background=True)  # slow load in flight...
+    session.open_image("img00")  # ...the user moves on to an image already open
+    session._pool.waitForDone(5000)
+    qtbot.wait(100)  # let the queued result arrive
+    assert session.current_id == "img00"
