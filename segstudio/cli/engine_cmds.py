@@ -24,9 +24,7 @@ TRAIN_OVERRIDES_ON_RESUME = ("epochs", "max_minutes", "device", "workers", "amp"
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from segstudio.engine.augment import PRESETS
-    from segstudio.engine.config import CLASS_WEIGHTS, SCHEDULES
-    from segstudio.engine.losses import LOSSES
+    from segstudio.engine.config import CLASS_WEIGHTS, LOSSES, PRESETS, SCHEDULES
 
     train = subparsers.add_parser(
         "train", help="train a segmentation model on the project's labelled images",

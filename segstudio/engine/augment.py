@@ -16,9 +16,8 @@ import cv2  # noqa: E402
 import numpy as np  # noqa: E402
 
 from segstudio.core.errors import TrainingError  # noqa: E402
+from segstudio.engine.config import PRESETS  # noqa: E402
 from segstudio.engine.metrics import IGNORE_INDEX  # noqa: E402
-
-PRESETS = ("none", "light", "standard", "strong")
 
 
 def _affine(scale: tuple[float, float], rotate: float, p: float) -> A.BasicTransform:

@@ -13,9 +13,11 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
 
 from segstudio.core.errors import TrainingError
-from segstudio.engine.augment import PRESETS
-from segstudio.engine.losses import LOSSES
 
+# The option choices live here, free of torch and albumentations, so that building the CLI
+# parser (every `segstudio` command) stays fast.
+PRESETS = ("none", "light", "standard", "strong")
+LOSSES = ("ce", "dice", "ce_dice", "focal", "lovasz")
 SCHEDULES = ("cosine", "onecycle")
 CLASS_WEIGHTS = ("none", "median_frequency")
 # Total optimiser steps a default run aims at (epochs = steps * batch / images).

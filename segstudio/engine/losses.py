@@ -13,9 +13,8 @@ import torch
 from torch import nn
 
 from segstudio.core.errors import TrainingError
+from segstudio.engine.config import LOSSES
 from segstudio.engine.metrics import IGNORE_INDEX
-
-LOSSES = ("ce", "dice", "ce_dice", "focal", "lovasz")
 
 
 class _Float32Loss(nn.Module):
