@@ -31,7 +31,8 @@ class Prediction:
     """One image's prediction: class ids (project ids) and per-pixel certainty maps.
 
     `max_prob` is the top class probability, `entropy` the entropy divided by log(C) so
-    both lie in [0, 1]; `margin` is top-1 minus top-2 probability.
+    both lie in [0, 1]; `margin` is top-1 minus top-2 probability. Maps are float in
+    [0, 1] or uint8 0-255 (`compact()`, what the cache keeps).
     """
 
     labels: np.ndarray
@@ -46,9 +47,15 @@ class Prediction:
 
     def score(self, low_margin: float = LOW_MARGIN) -> ImageScore:
         return ImageScore(
-            mean_entropy=float(np.mean(self.entropy, dtype=np.float64)),
-            low_margin_share=float(np.mean(self.margin < low_margin)),
+            mean_entropy=float(np.mean(from_bytes(self.entropy), dtype=np.float64)),
+            low_margin_share=float(np.mean(from_bytes(self.margin) < low_margin)),
         )
+
+    def compact(self) -> Prediction:
+        """The maps as uint8 (0-255 for 0-1): a quarter of float32's memory, plenty for
+        views and for ordering the review queue."""
+        return Prediction(np.ascontiguousarray(self.labels, dtype=np.uint8), to_bytes(self.max_prob),
+                          to_bytes(self.entropy), to_bytes(self.margin), self.num_classes)
 
 
 @dataclass(frozen=True)
@@ -86,6 +93,16 @@ def _boundary(labels: np.ndarray, width: int = 2) -> np.ndarray:
     return edge
 
 
+def _rgba32(table: np.ndarray) -> np.ndarray:
+    """A 256 x 4 uint8 RGBA table as 256 uint32, so a layer is one gather, not four."""
+    return np.ascontiguousarray(table, dtype=np.uint8).view(np.uint32).ravel()
+
+
+def _gather(table: np.ndarray, index: np.ndarray) -> np.ndarray:
+    height, width = index.shape
+    return _rgba32(table)[index].view(np.uint8).reshape(height, width, 4)
+
+
 def prediction_rgba(labels: np.ndarray, classes: ClassTable, style: str = "fill",
                     opacity: float = 0.5) -> np.ndarray:
     """The predicted classes in their colours: filled, as outlines, or hatched.
@@ -95,26 +112,28 @@ def prediction_rgba(labels: np.ndarray, classes: ClassTable, style: str = "fill"
     """
     if style not in PREDICTION_STYLES:
         raise ValueError(f"unknown prediction style '{style}'; use one of {', '.join(PREDICTION_STYLES)}")
-    labels = np.asarray(labels, dtype=np.uint8)
+    labels = np.ascontiguousarray(labels, dtype=np.uint8)
     height, width = labels.shape
-    rgba = np.empty((height, width, 4), dtype=np.uint8)
-    rgba[..., :3] = class_color_lut(classes)[labels]
     alpha = int(round(255 * min(max(opacity, 0.0), 1.0)))
-    if style == "fill":
-        rgba[..., 3] = alpha
-    elif style == "outline":
+    table = np.zeros((256, 4), dtype=np.uint8)
+    table[:, :3] = class_color_lut(classes)
+    table[:, 3] = alpha if style == "fill" else 0
+    ignore = classes.ignore_index
+    if ignore is not None:
+        table[ignore, 3] = 0
+    rgba = _gather(table, labels)
+    if style == "outline":
         edge = _boundary(labels)
         # a dark halo keeps a class-coloured line readable over the same-coloured mask
         halo = cv2.dilate(edge.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~edge
         rgba[halo, :3] = 0
-        rgba[..., 3] = np.where(edge, 255, np.where(halo, 160, 0)).astype(np.uint8)
-    else:
-        yy, xx = np.indices((height, width), sparse=True)
+        rgba[..., 3] = np.where(edge, np.uint8(255), np.where(halo, np.uint8(160), np.uint8(0)))
+    elif style == "hatch":
+        yy, xx = np.indices((height, width), sparse=True, dtype=np.int32)
         stripes = ((yy + xx) % HATCH_PERIOD) < 2
         # faint fill so that the hatch reads as an area, stripes and borders at full strength
-        rgba[..., 3] = np.where(stripes | _boundary(labels, 1), 255, alpha // 3).astype(np.uint8)
-    ignore = classes.ignore_index
-    if ignore is not None:
+        rgba[..., 3] = np.where(stripes | _boundary(labels, 1), np.uint8(255), np.uint8(alpha // 3))
+    if ignore is not None and style != "fill":
         rgba[labels == ignore, 3] = 0
     return rgba
 
@@ -131,29 +150,64 @@ def _heat_lut() -> np.ndarray:
 _HEAT = _heat_lut()
 
 
+def to_bytes(values: np.ndarray) -> np.ndarray:
+    """A [0, 1] map as uint8 0-255 (uint8 maps are taken as already scaled)."""
+    values = np.asarray(values)
+    if values.dtype == np.uint8:
+        return values
+    return (np.clip(values.astype(np.float32, copy=False), 0.0, 1.0) * 255 + 0.5).astype(np.uint8)
+
+
+def from_bytes(values: np.ndarray) -> np.ndarray:
+    """The inverse of to_bytes for uint8 maps; float maps pass through as float32."""
+    values = np.asarray(values)
+    if values.dtype == np.uint8:
+        return values.astype(np.float32) / 255.0
+    return values.astype(np.float32, copy=False)
+
+
 def uncertainty_map(prediction: Prediction, kind: str = "max_prob") -> np.ndarray:
     """Per-pixel uncertainty in [0, 1]: 1 - max probability (rescaled so a uniform guess is
     1) or the normalised entropy."""
     if kind not in CONFIDENCE_KINDS:
         raise ValueError(f"unknown confidence map '{kind}'; use one of {', '.join(CONFIDENCE_KINDS)}")
     if kind == "entropy":
-        return np.clip(prediction.entropy.astype(np.float32), 0.0, 1.0)
+        return np.clip(from_bytes(prediction.entropy), 0.0, 1.0)
     classes = max(prediction.num_classes, 2)
     lowest = 1.0 / classes  # max prob of a uniform distribution
-    unsure = (1.0 - prediction.max_prob.astype(np.float32)) / (1.0 - lowest)
+    unsure = (1.0 - from_bytes(prediction.max_prob)) / (1.0 - lowest)
     return np.clip(unsure, 0.0, 1.0)
 
 
-def confidence_rgba(uncertainty: np.ndarray, opacity: float = 0.7) -> np.ndarray:
-    """A heat map of uncertainty: sure pixels almost transparent, unsure ones hot and opaque."""
-    u = np.clip(np.asarray(uncertainty, dtype=np.float32), 0.0, 1.0)
-    index = (u * 255).round().astype(np.uint8)
-    rgba = np.empty((*u.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = _HEAT[index]
+def uncertainty_bytes(prediction: Prediction, kind: str = "max_prob") -> np.ndarray:
+    """uncertainty_map as uint8, through a 256-entry table when the maps are uint8 (fast)."""
+    if kind not in CONFIDENCE_KINDS:
+        raise ValueError(f"unknown confidence map '{kind}'; use one of {', '.join(CONFIDENCE_KINDS)}")
+    source = prediction.entropy if kind == "entropy" else prediction.max_prob
+    if np.asarray(source).dtype != np.uint8:
+        return to_bytes(uncertainty_map(prediction, kind))
+    if kind == "entropy":
+        return source
+    table = Prediction(np.zeros((1, 256), np.uint8), np.arange(256, dtype=np.uint8)[None],
+                       np.zeros((1, 256), np.uint8), np.zeros((1, 256), np.uint8), prediction.num_classes)
+    lut = to_bytes(uncertainty_map(table, kind))[0]
+    return cv2.LUT(np.ascontiguousarray(source), lut)
+
+
+def _heat_table(opacity: float) -> np.ndarray:
     strength = min(max(opacity, 0.0), 1.0)
+    u = np.linspace(0.0, 1.0, 256)
+    table = np.empty((256, 4), dtype=np.uint8)
+    table[:, :3] = _HEAT
     # a floor keeps the map readable as a map; the rise makes unsure areas stand out
-    rgba[..., 3] = ((0.15 + 0.85 * np.sqrt(u)) * strength * 255).round().astype(np.uint8)
-    return rgba
+    table[:, 3] = ((0.15 + 0.85 * np.sqrt(u)) * strength * 255).round().astype(np.uint8)
+    return table
+
+
+def confidence_rgba(uncertainty: np.ndarray, opacity: float = 0.7) -> np.ndarray:
+    """A heat map of uncertainty (float in [0, 1] or uint8): sure pixels almost transparent,
+    unsure ones hot and opaque."""
+    return _gather(_heat_table(opacity), np.ascontiguousarray(to_bytes(uncertainty)))
 
 
 def disagreement(mask: np.ndarray, labels: np.ndarray, unlabeled_id: int) -> np.ndarray:
@@ -167,12 +221,13 @@ def disagreement_rgba(mask: np.ndarray, labels: np.ndarray, unlabeled_id: int,
     """Differences between mask and prediction in one loud colour, with a dark rim so small
     spots stay visible; unlabelled pixels and agreement stay transparent."""
     differ = disagreement(mask, labels, unlabeled_id)
-    rgba = np.zeros((*differ.shape, 4), dtype=np.uint8)
-    rim = cv2.dilate(differ.view(np.uint8), np.ones((3, 3), np.uint8)).astype(bool) & ~differ
-    rgba[differ, :3] = color
-    rgba[differ, 3] = DISAGREE_ALPHA  # the image stays visible underneath
-    rgba[rim, 3] = 220  # black rim
-    return rgba
+    rim = cv2.dilate(differ.view(np.uint8), np.ones((3, 3), np.uint8))
+    # 0: nothing, 1: rim (black), 2: differs (the image stays visible underneath)
+    index = rim + differ.view(np.uint8)
+    table = np.zeros((256, 4), dtype=np.uint8)
+    table[1] = (0, 0, 0, 220)
+    table[2] = (*color, DISAGREE_ALPHA)
+    return _gather(table, index)
 
 
 # -- accepting ------------------------------------------------------------------------------

@@ -1,6 +1,7 @@
 """Where the loop keeps its results: a per-model prediction cache and the effort meter.
 
-Predictions live in PROJECT/.cache/predictions/<model-hash>/<image-id>.npz, behind a small
+Predictions live in PROJECT/.cache/predictions/<model-hash>/<image-id>.{labels,maps}.png
+(class ids; max prob, entropy, margin as 8-bit channels) plus scores.json, behind a small
 in-memory LRU; a different model file has a different hash, so its predictions never mix
 with another model's. The effort meter records, per image, how many pixels the user
 changed after the model wrote into the mask, against the pixels labelled from scratch.
@@ -17,6 +18,7 @@ from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import cv2
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_json
@@ -39,13 +41,6 @@ def model_hash(path: str | os.PathLike[str]) -> str:
     return digest.hexdigest()[:16]
 
 
-def _compact(prediction: Prediction) -> Prediction:
-    return Prediction(prediction.labels.astype(np.uint8, copy=False),
-                      prediction.max_prob.astype(np.float16, copy=False),
-                      prediction.entropy.astype(np.float16, copy=False),
-                      prediction.margin.astype(np.float16, copy=False), prediction.num_classes)
-
-
 def _safe_name(image_id: str) -> str:
     # image ids may hold characters a file system dislikes; keep them readable when possible
     if all(c.isalnum() or c in "-_.~" for c in image_id) and not image_id.startswith("."):
@@ -54,7 +49,7 @@ def _safe_name(image_id: str) -> str:
 
 
 class PredictionCache:
-    """Predictions of one model for one project: memory LRU in front of .npz files.
+    """Predictions of one model for one project: memory LRU in front of PNG files.
 
     Thread-safe, because the predict worker stores while the UI thread reads.
     """
@@ -67,6 +62,7 @@ class PredictionCache:
         self._limit = max(1, memory_items)
         self._lock = threading.Lock()
         self._scores: dict[str, ImageScore] | None = None
+        self._num_classes: int | None = None
 
     @property
     def scores_file(self) -> Path:
@@ -87,26 +83,42 @@ class PredictionCache:
                     pass
             return dict(self._scores)
 
-    def path(self, image_id: str) -> Path:
-        return self.folder / f"{_safe_name(image_id)}.npz"
+    def path(self, image_id: str, suffix: str = ".labels.png") -> Path:
+        return self.folder / f"{_safe_name(image_id)}{suffix}"
+
+    def _read_meta(self) -> int | None:
+        if self._num_classes is None:
+            try:
+                data = json.loads((self.folder / "meta.json").read_text(encoding="utf-8"))
+                self._num_classes = int(data["num_classes"])
+            except (OSError, ValueError, KeyError, TypeError):
+                return None
+        return self._num_classes
 
     def put(self, image_id: str, prediction: Prediction) -> None:
+        """Store a prediction; maps are kept as uint8 (PNG on disk: fast to write and read)."""
+        score = prediction.score()  # from the full-precision maps
+        compact = prediction.compact()
         self.folder.mkdir(parents=True, exist_ok=True)
-        target = self.path(image_id)
-        temp = target.with_suffix(".tmp.npz")
-        np.savez_compressed(temp, labels=prediction.labels.astype(np.uint8),
-                            max_prob=prediction.max_prob.astype(np.float16),
-                            entropy=prediction.entropy.astype(np.float16),
-                            margin=prediction.margin.astype(np.float16),
-                            num_classes=np.int32(prediction.num_classes))
-        os.replace(temp, target)
-        # half precision in memory too: an 8k image's three maps take 384 MB instead of 768
-        self._remember(image_id, _compact(prediction))
+        maps = np.dstack([compact.max_prob, compact.entropy, compact.margin])
+        for suffix, array in ((".maps.png", maps), (".labels.png", compact.labels)):
+            target = self.path(image_id, suffix)
+            temp = target.with_name(target.name + ".tmp.png")
+            if not cv2.imwrite(str(temp), array, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+                raise OSError(f"cannot write {temp}")
+            os.replace(temp, target)
+        self._write_meta(compact.num_classes)
+        self._remember(image_id, compact)
         scores = self.scores()
-        scores[image_id] = prediction.score()
+        scores[image_id] = score
         with self._lock:
             self._scores = scores
         atomic_write_json(self.scores_file, {key: asdict(value) for key, value in scores.items()})
+
+    def _write_meta(self, num_classes: int) -> None:
+        if self._num_classes != num_classes:
+            self._num_classes = num_classes
+            atomic_write_json(self.folder / "meta.json", {"num_classes": num_classes})
 
     def _remember(self, image_id: str, prediction: Prediction) -> None:
         with self._lock:
@@ -121,15 +133,17 @@ class PredictionCache:
             if hit is not None:
                 self._memory.move_to_end(image_id)
                 return hit
-        path = self.path(image_id)
-        if not path.is_file():
+        num_classes = self._read_meta()
+        labels_path, maps_path = self.path(image_id), self.path(image_id, ".maps.png")
+        if num_classes is None or not (labels_path.is_file() and maps_path.is_file()):
             return None
-        try:
-            with np.load(path) as data:
-                prediction = Prediction(data["labels"], data["max_prob"], data["entropy"],
-                                        data["margin"], int(data["num_classes"]))
-        except (OSError, ValueError, KeyError):
+        labels = cv2.imread(str(labels_path), cv2.IMREAD_UNCHANGED)
+        maps = cv2.imread(str(maps_path), cv2.IMREAD_UNCHANGED)
+        if (labels is None or maps is None or labels.ndim != 2 or maps.ndim != 3
+                or maps.shape[:2] != labels.shape or labels.dtype != np.uint8):
             return None  # a half-written or foreign file: predict again
+        prediction = Prediction(labels, np.ascontiguousarray(maps[..., 0]), np.ascontiguousarray(maps[..., 1]),
+                                np.ascontiguousarray(maps[..., 2]), num_classes)
         self._remember(image_id, prediction)
         return prediction
 
@@ -137,7 +151,7 @@ class PredictionCache:
         with self._lock:
             if image_id in self._memory:
                 return True
-        return self.path(image_id).is_file()
+        return self.path(image_id).is_file() and self.path(image_id, ".maps.png").is_file()
 
     def drop(self, image_id: str) -> None:
         with self._lock:
@@ -145,6 +159,7 @@ class PredictionCache:
             if self._scores is not None:
                 self._scores.pop(image_id, None)
         self.path(image_id).unlink(missing_ok=True)
+        self.path(image_id, ".maps.png").unlink(missing_ok=True)
 
     def clear(self) -> None:
         with self._lock:
@@ -206,7 +221,7 @@ class EffortTracker:
     """Counts hand work per image: pixels changed since the model's last write, plus hand
     changes made between earlier model writes (so several accepts still count truly).
 
-    The mask right after a model write is the baseline (kept as .npz); saving compares the
+    The mask right after a model write is the baseline (kept as a PNG); saving compares the
     saved mask with it. Entries persist in PROJECT/.cache/effort.json.
     """
 
@@ -242,15 +257,14 @@ class EffortTracker:
         atomic_write_json(self.file, {"version": 1, "images": images})
 
     def _baseline_path(self, image_id: str) -> Path:
-        return self.folder / f"{_safe_name(image_id)}.npz"
+        return self.folder / f"{_safe_name(image_id)}.png"
 
     def baseline(self, image_id: str) -> np.ndarray | None:
         path = self._baseline_path(image_id)
-        try:
-            with np.load(path) as data:
-                return data["mask"]
-        except (OSError, ValueError, KeyError):
+        if not path.is_file():
             return None
+        mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        return mask if mask is not None and mask.ndim == 2 else None
 
     def model_wrote(self, image_id: str, before: np.ndarray, after: np.ndarray) -> None:
         """The model just changed the mask from `before` to `after` (pre-label or accept).
@@ -265,8 +279,10 @@ class EffortTracker:
             self._carried[image_id] = int(np.count_nonzero(np.asarray(before) != self.unlabeled_id))
         self.folder.mkdir(parents=True, exist_ok=True)
         target = self._baseline_path(image_id)
-        temp = target.with_suffix(".tmp.npz")
-        np.savez_compressed(temp, mask=np.asarray(after, dtype=np.uint8))
+        temp = target.with_name(target.name + ".tmp.png")
+        if not cv2.imwrite(str(temp), np.ascontiguousarray(after, dtype=np.uint8),
+                           [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+            raise OSError(f"cannot write {temp}")
         os.replace(temp, target)
         self._save()  # the carried count; the entry itself waits for the user's save
 

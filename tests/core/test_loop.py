@@ -20,9 +20,11 @@ from segstudio.core.loop import (
     confidence_rgba,
     disagreement,
     disagreement_rgba,
+    from_bytes,
     next_in_queue,
     prediction_rgba,
     review_order,
+    uncertainty_bytes,
     uncertainty_map,
 )
 from segstudio.core.loop_store import EffortTracker, PredictionCache, drop_other_models, model_hash
@@ -236,8 +238,14 @@ def test_prediction_cache_round_trip_and_model_change(tmp_path: Path) -> None:
     again = cache.get("img 1/x")
     assert again is not None and cache.path("img 1/x").parent == cache.folder
     np.testing.assert_array_equal(again.labels, pred.labels)
-    np.testing.assert_allclose(again.max_prob, pred.max_prob, atol=1e-3)
+    np.testing.assert_allclose(from_bytes(again.max_prob), pred.max_prob, atol=0.5 / 255 + 1e-6)
+    np.testing.assert_allclose(from_bytes(again.entropy), pred.entropy, atol=0.5 / 255 + 1e-6)
     assert again.num_classes == 3
+    # views from the 8-bit maps match views from the float maps to within one step
+    for kind in ("max_prob", "entropy"):
+        fast = uncertainty_bytes(again, kind).astype(int)
+        exact = uncertainty_map(pred, kind) * 255
+        assert np.abs(fast - exact).max() <= 2.0
     assert PredictionCache(tmp_path, key_b).get("other") is None
     assert PredictionCache(tmp_path, key_a).scores() == {
         "img 1/x": pred.score(),

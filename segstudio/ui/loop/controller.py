@@ -299,7 +299,7 @@ class LoopController(QObject):
         classes = document.classes
         # order matters: the canvas draws extra layers in the order they were first added
         self.canvas.set_extra_layer(LAYER_CONFIDENCE, None if self.confidence_kind is None else
-                                    loop.confidence_rgba(loop.uncertainty_map(prediction, self.confidence_kind)))
+                                    loop.confidence_rgba(loop.uncertainty_bytes(prediction, self.confidence_kind)))
         self.canvas.set_extra_layer(LAYER_PREDICTION, loop.prediction_rgba(
             prediction.labels, classes, self.style, self.opacity) if self.show_prediction else None)
         self.canvas.set_extra_layer(LAYER_DISAGREEMENT, loop.disagreement_rgba(
