@@ -260,3 +260,19 @@ def test_model_export_dialog_shows_the_verification(qtbot, tmp_path: Path, tiny_
     assert dialog.result is not None, text
     assert dialog.result.passed and "matches PyTorch" in text and "agreement" in text
     assert (tmp_path / "exported" / "model.onnx").is_file()
+
+
+def test_cancel_stops_a_prelabel_run(qtbot, window: MainWindow, sample_copy: Path, tiny_model: Path) -> None:
+    loop = _loop(window)
+    assert window.open_project(sample_copy)
+    controller, project = loop.controller, window.workspace.session.project
+    controller.set_model(tiny_model)
+    seen: list[str] = []
+    controller.prediction_ready.connect(seen.append)
+    controller.prediction_ready.connect(lambda _id: controller.cancel())  # cancel after the first
+    assert controller.prelabel_all()
+    qtbot.waitUntil(lambda: not controller.busy, timeout=120_000)
+    predicted = [r.id for r in project.images if r.status == "predicted"]
+    assert seen == predicted and len(predicted) == 1
+    assert len([r for r in project.images if r.status == "unlabeled"]) == 2
+    assert not loop.dock.cancel_button.isEnabled() and loop.dock.predict_button.isEnabled()

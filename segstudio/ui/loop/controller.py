@@ -223,8 +223,8 @@ class LoopController(QObject):
             self.message.emit(note)
 
     def _on_job_predicted(self, image_id: str, prediction: Prediction) -> None:
-        if self.session is None:
-            return
+        if self.session is None or self._job is None or self._job.cancelled:
+            return  # cancelled, or its project closed meanwhile: the result stays only cached
         if self._prelabel:
             self._write_prelabel(image_id, prediction)
         if image_id == self.session.current_id:
