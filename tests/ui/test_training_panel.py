@@ -149,6 +149,25 @@ def test_stop_is_graceful_first_and_kills_second(qtbot) -> None:
     assert not worker.is_running()
 
 
+def test_a_warm_child_runs_the_cli_command_it_is_handed(qtbot, tmp_path: Path) -> None:
+    worker = TrainingProcess()
+    worker.prewarm(env={"SEGSTUDIO_WARM_NO_PRELOAD": "1"})
+    qtbot.waitUntil(worker.is_warm, timeout=30_000)
+    warm_pid = int(worker._warm.processId())  # noqa: SLF001
+    events: list[dict[str, Any]] = []
+    worker.event_received.connect(events.append)
+    with qtbot.waitSignal(worker.finished, timeout=60_000) as blocker:
+        worker.start([sys.executable, "-m", "segstudio", "--version"], workdir=tmp_path)
+        assert worker.pid() == warm_pid and not worker.is_warm()
+    # `segstudio --version` printed its line on stdout: not an event, so a warning.
+    assert events[0]["event"] == "warning" and "segstudio" in events[0]["message"]
+    assert blocker.args[0]["exit_code"] == 0 and "without finishing" in blocker.args[0]["message"]
+    worker.prewarm(env={"SEGSTUDIO_WARM_NO_PRELOAD": "1"})
+    qtbot.waitUntil(worker.is_warm, timeout=30_000)
+    worker.drop_warm()  # closing stdin ends it
+    assert not worker.is_warm()
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="graceful stop is SIGTERM on POSIX")
 def test_closing_during_a_run_asks_and_stops_it(qtbot, tmp_path: Path) -> None:
     from segstudio.ui.training.dock import TrainingDock
@@ -344,6 +363,8 @@ def test_train_stop_resume_and_kill_from_the_window(qtbot, tmp_path: Path, monke
     panel.train_button.click()
     assert controller.is_running() and not panel.train_button.isEnabled()
     qtbot.waitUntil(lambda: "epoch_end" in kinds(), timeout=240_000)
+    runs = hook.dock.runs_view
+    assert [runs.table.item(r, 2).text() for r in range(runs.table.rowCount())] == ["running"]
     controller.stop()
     assert panel.stop_button.text() == "Kill now"
     # Annotate while it winds down: paint on the canvas, mark the extra image done.
@@ -362,7 +383,6 @@ def test_train_stop_resume_and_kill_from_the_window(qtbot, tmp_path: Path, monke
     # 2. Resume it from the Runs tab; it trains on the image labelled meanwhile. Kill its
     #    worker after an epoch: the error is shown, the window and the annotations live on.
     events.clear()
-    runs = hook.dock.runs_view
     runs.select_runs([first.run_id])
     assert runs.resume_button.isEnabled()
     runs.resume_requested.disconnect()

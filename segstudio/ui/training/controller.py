@@ -43,6 +43,7 @@ class TrainingController(QObject):
         self.ask: Callable[[str, str], bool] = self._ask_dialog  # replaceable in tests
         self._snapshot: dict[str, Any] = {}
         self.first_progress_at: float | None = None
+        self.prewarm = True  # keep a warm child (torch imported) waiting for the next run
         self._data_timer = QTimer(self)
         self._data_timer.setSingleShot(True)
         self._data_timer.setInterval(300)
@@ -80,6 +81,13 @@ class TrainingController(QObject):
 
     def _on_probe_finished(self, report: object) -> None:
         self.panel.set_device(report, self.probe.facts.get("choices"))  # type: ignore[arg-type]
+        self._prewarm()
+
+    def _prewarm(self) -> None:
+        """Have a child import torch now, so that Train shows progress seconds sooner."""
+        report = self.probe.report
+        if self.prewarm and report is not None and report.ok and not self.process.is_running():
+            self.process.prewarm()
 
     # -- runs -------------------------------------------------------------------------------
     def is_running(self) -> bool:
@@ -146,6 +154,7 @@ class TrainingController(QObject):
         if kind == "run_started" and event.get("run_dir"):
             with contextlib.suppress(OSError):
                 write_snapshot(Path(event["run_dir"]), self._snapshot, started=event)
+            self.runs.running_id = Path(event["run_dir"]).name
             self.runs.refresh()
         elif kind == "progress" and self.first_progress_at is None:
             self.first_progress_at = time.monotonic()
@@ -154,6 +163,7 @@ class TrainingController(QObject):
     def _on_process_finished(self, final: dict[str, Any]) -> None:
         self.dashboard.set_running(False)
         self.runs.set_busy(False)
+        self.runs.running_id = None
         run_dir = self.process.run_dir
         if run_dir:
             with contextlib.suppress(OSError):
@@ -171,6 +181,7 @@ class TrainingController(QObject):
             self.runs.select_runs([Path(run_dir).name])
         self.refresh_data()
         self.run_ended.emit(final)
+        self._prewarm()
 
     def _on_process_state_changed(self, state: str) -> None:
         self.panel.set_running(state)
@@ -179,11 +190,13 @@ class TrainingController(QObject):
     def confirm_close(self, parent: QWidget | None = None) -> bool:
         """Closing the app during a run: ask whether to stop it. True: go on closing."""
         if not self.process.is_running():
+            self.process.drop_warm()
             return True
         if not self.ask("Training is running",
                         "A training run is still going. Stop it (its last checkpoint is kept, and it "
                         "can be resumed later) and quit?"):
             return False
+        self.process.drop_warm()
         self.process.stop()
         if not self.process.wait(15_000):
             self.process.kill()

@@ -7,11 +7,15 @@ thread pool, so a big preview never stalls painting on the canvas.
 
 from __future__ import annotations
 
+import queue
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, Qt, QThreadPool, QTimer, Signal
+import cv2
+import numpy as np
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -52,18 +56,45 @@ def format_duration(seconds: float | None) -> str:
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
 
 
-class _ImageSignals(QObject):
-    loaded = Signal(int, int, object)  # generation, slot, QImage
+class _ImageLoader(QObject):
+    """Decodes preview PNGs on a worker thread into numpy arrays; a UI-thread timer picks
+    the results up and emits `loaded`. No Qt object is touched off the UI thread."""
+
+    loaded = Signal(int, int, object)  # generation, slot, QImage (null if unreadable)
+    _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="previews")
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._done: queue.SimpleQueue[tuple[int, int, np.ndarray | None]] = queue.SimpleQueue()
+        self._pending = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(30)
+        self._timer.timeout.connect(self._on_timer_timeout)
+
+    def load(self, generation: int, slot: int, path: str) -> None:
+        self._pending += 1
+        self._pool.submit(self._run, generation, slot, path)
+        self._timer.start()
+
+    def _run(self, generation: int, slot: int, path: str) -> None:
+        image = cv2.imread(path, cv2.IMREAD_COLOR)
+        self._done.put((generation, slot, None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+
+    def _on_timer_timeout(self) -> None:
+        while not self._done.empty():
+            generation, slot, pixels = self._done.get()
+            self._pending -= 1
+            self.loaded.emit(generation, slot, _to_qimage(pixels))
+        if self._pending <= 0:
+            self._timer.stop()
 
 
-class _ImageJob(QRunnable):
-    def __init__(self, generation: int, slot: int, path: str) -> None:
-        super().__init__()
-        self.signals = _ImageSignals()
-        self.generation, self.slot, self.path = generation, slot, path
-
-    def run(self) -> None:
-        self.signals.loaded.emit(self.generation, self.slot, QImage(self.path))
+def _to_qimage(pixels: np.ndarray | None) -> QImage:
+    if pixels is None:
+        return QImage()
+    height, width = pixels.shape[:2]
+    pixels = np.ascontiguousarray(pixels)
+    return QImage(pixels.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
 
 
 class PreviewStrip(QWidget):
@@ -75,7 +106,8 @@ class PreviewStrip(QWidget):
         self._shown_epoch: int | None = None
         self._generation = 0
         self._images: dict[int, QImage] = {}
-        self._jobs: list[_ImageJob] = []
+        self._loader = _ImageLoader(self)
+        self._loader.loaded.connect(self._on_loader_loaded)
         self.title = QLabel("No previews yet: they appear after each epoch.")
         self.slider = QSlider(Qt.Orientation.Horizontal)
         self.slider.setEnabled(False)
@@ -145,15 +177,10 @@ class PreviewStrip(QWidget):
             self.labels.append(label)
         for slot, label in enumerate(self.labels):
             label.setVisible(slot < len(paths))
-        pool = QThreadPool.globalInstance()
-        self._jobs = []
         for slot, path in enumerate(paths):
-            job = _ImageJob(self._generation, slot, path)
-            job.signals.loaded.connect(self._on_job_loaded)
-            self._jobs.append(job)
-            pool.start(job)
+            self._loader.load(self._generation, slot, path)
 
-    def _on_job_loaded(self, generation: int, slot: int, image: QImage) -> None:
+    def _on_loader_loaded(self, generation: int, slot: int, image: QImage) -> None:
         if generation != self._generation or slot >= len(self.labels):
             return
         self._images[slot] = image

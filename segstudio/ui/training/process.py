@@ -72,6 +72,7 @@ class TrainingProcess(QObject):
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
         self._process: QProcess | None = None
+        self._warm: QProcess | None = None
         self._stdout = LineSplitter()
         self._stderr = LineSplitter()
         self.stderr_tail: deque[str] = deque(maxlen=STDERR_TAIL_LINES)
@@ -99,16 +100,7 @@ class TrainingProcess(QObject):
             self.state_changed.emit(state)
 
     # -- start / stop -------------------------------------------------------------------------
-    def start(self, command: Sequence[str], workdir: Path | None = None,
-              env: dict[str, str] | None = None) -> None:
-        if self.is_running():
-            raise RuntimeError("a training run is already going")
-        self.command = list(command)
-        self.final_event = None
-        self.last_checkpoint = None
-        self.run_dir = None
-        self.stderr_tail.clear()
-        self._stdout, self._stderr = LineSplitter(), LineSplitter()
+    def _new_process(self, env: dict[str, str] | None) -> QProcess:
         process = QProcess(self)
         environment = QProcessEnvironment.systemEnvironment()
         environment.insert("PYTHONUNBUFFERED", "1")
@@ -120,12 +112,78 @@ class TrainingProcess(QObject):
         for key, value in (env or {}).items():
             environment.insert(key, value)
         process.setProcessEnvironment(environment)
-        if workdir is not None:
-            process.setWorkingDirectory(str(workdir))
+        return process
+
+    def _connect(self, process: QProcess) -> None:
         process.readyReadStandardOutput.connect(self._on_process_stdout)
         process.readyReadStandardError.connect(self._on_process_stderr)
         process.finished.connect(self._on_process_finished)
         process.errorOccurred.connect(self._on_process_error)
+
+    def prewarm(self, env: dict[str, str] | None = None) -> None:
+        """Start a child that imports torch and the engine now and waits for a `train`
+        command (warm.py), so that Train shows progress seconds sooner."""
+        if self._warm is not None or self.is_running():
+            return
+        warm = self._new_process(env)
+        warm.finished.connect(self._on_warm_finished)
+        warm.started.connect(self._on_warm_started)
+        self._warm = warm
+        warm.start(sys.executable, ["-m", "segstudio.ui.training.warm"])
+
+    def drop_warm(self) -> None:
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            warm.finished.disconnect(self._on_warm_finished)
+            warm.closeWriteChannel()  # empty stdin: the warm child exits by itself
+            if not warm.waitForFinished(2000):
+                warm.kill()
+                warm.waitForFinished(2000)
+            warm.deleteLater()
+
+    def _on_warm_started(self) -> None:
+        if self._warm is not None:
+            self._lower_priority(self._warm)
+
+    def is_warm(self) -> bool:
+        return self._warm is not None and self._warm.state() == QProcess.ProcessState.Running
+
+    def _on_warm_finished(self, *_: object) -> None:
+        warm, self._warm = self._warm, None  # it died while waiting: the next run starts cold
+        if warm is not None:
+            warm.deleteLater()
+
+    def start(self, command: Sequence[str], workdir: Path | None = None,
+              env: dict[str, str] | None = None) -> None:
+        """Run `command`. A `python -m segstudio ...` command goes to the warm child when one
+        is waiting (same CLI entry point and arguments), else to a new process."""
+        if self.is_running():
+            raise RuntimeError("a training run is already going")
+        self.command = list(command)
+        self.final_event = None
+        self.last_checkpoint = None
+        self.run_dir = None
+        self.stderr_tail.clear()
+        self._stdout, self._stderr = LineSplitter(), LineSplitter()
+        cli = self.command[1:3] == ["-m", "segstudio"] and self.command[0] == sys.executable
+        if cli and not env and self.is_warm():
+            process = self._warm
+            assert process is not None
+            self._warm = None
+            process.finished.disconnect(self._on_warm_finished)
+            self._connect(process)
+            self._process = process
+            self._set_state("running")
+            request = {"argv": self.command[3:], "cwd": str(workdir) if workdir is not None else ""}
+            process.write((json.dumps(request) + "\n").encode("utf-8"))
+            process.closeWriteChannel()
+            self.started.emit()
+            return
+        self.drop_warm()  # one child at a time
+        process = self._new_process(env)
+        if workdir is not None:
+            process.setWorkingDirectory(str(workdir))
+        self._connect(process)
         process.started.connect(self._on_process_started)
         self._process = process
         self._set_state("running")
@@ -159,13 +217,17 @@ class TrainingProcess(QObject):
 
     # -- process signals ----------------------------------------------------------------------
     def _on_process_started(self) -> None:
-        pid = self.pid()
-        if pid and hasattr(os, "setpriority"):
+        if self._process is not None:
+            self._lower_priority(self._process)
+        self.started.emit()
+
+    def _lower_priority(self, process: QProcess) -> None:
+        pid = int(process.processId())
+        if pid and self.nice and hasattr(os, "setpriority"):
             try:
                 os.setpriority(os.PRIO_PROCESS, pid, self.nice)
             except OSError:  # not permitted here: train at normal priority
                 pass
-        self.started.emit()
 
     def _on_process_stdout(self) -> None:
         if self._process is None:

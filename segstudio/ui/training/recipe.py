@@ -110,14 +110,15 @@ def with_overrides(options: TrainOptions, **changes: object) -> TrainOptions:
 
 def train_command(project_root: Path, options: TrainOptions) -> list[str]:
     """The full child command line: this Python, `-m segstudio train PROJECT --events jsonl ...`."""
-    return [sys.executable, "-m", "segstudio", "train", str(project_root), "--events", "jsonl", *options.to_args()]
+    root = str(Path(project_root).resolve())
+    return [sys.executable, "-m", "segstudio", "train", root, "--events", "jsonl", *options.to_args()]
 
 
 def resume_command(project_root: Path, run_id: str, device: str = "auto", epochs: int | None = None) -> list[str]:
     """Continue a run from its last checkpoint; the run keeps its own recipe (only the device
     and the number of epochs may change, see cli/engine_cmds.py)."""
-    command = [sys.executable, "-m", "segstudio", "train", str(project_root), "--events", "jsonl",
-               "--resume", run_id, "--device", device]
+    command = [sys.executable, "-m", "segstudio", "train", str(Path(project_root).resolve()), "--events",
+               "jsonl", "--resume", run_id, "--device", device]
     if epochs is not None:
         command += ["--epochs", str(epochs)]
     return command

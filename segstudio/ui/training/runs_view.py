@@ -50,6 +50,7 @@ class RunsView(QWidget):
         self.project: Project | None = None
         self.runs: list[RunInfo] = []
         self.busy = False  # a run is training: no resume meanwhile
+        self.running_id: str | None = None  # the run the worker is training now
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -124,7 +125,10 @@ class RunsView(QWidget):
         bold = QFont(self.font())
         bold.setBold(True)
         for row, run in enumerate(self.runs):
-            for column, text in enumerate(self._row(run)):
+            texts = self._row(run)
+            if run.run_id == self.running_id:
+                texts[2] = "running"
+            for column, text in enumerate(texts):
                 item = QTableWidgetItem(text)
                 if active is not None and run.model_dir is not None and _same(run.model_dir, active):
                     item.setFont(bold)
