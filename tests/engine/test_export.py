@@ -91,3 +91,13 @@ def test_bad_requests_are_clear_errors(model_folders: dict[str, Path], tmp_path:
         export_model(model_folders["unet"], "tflite", tmp_path / "x")
     with pytest.raises(ExportError, match="multiple of 32"):
         export_model(model_folders["unet"], "onnx", tmp_path / "x.onnx", sizes=[(50, 64)])
+
+
+def test_tolerance_is_1e3_for_trained_logits_and_scales_beyond() -> None:
+    from segstudio.engine.export import ExportCheck
+
+    assert ExportCheck(32, 32, 9e-4, 1.0, max_abs_logit=8.0).passed
+    assert not ExportCheck(32, 32, 2e-3, 1.0, max_abs_logit=8.0).passed
+    assert ExportCheck(32, 32, 1.3e-3, 1.0, max_abs_logit=226.0).passed  # 6e-6 of the logit scale
+    assert not ExportCheck(32, 32, 0.05, 1.0, max_abs_logit=226.0).passed
+    assert not ExportCheck(32, 32, 0.0, 0.998, max_abs_logit=8.0).passed

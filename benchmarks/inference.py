@@ -1,0 +1,112 @@
+"""Inference speed on CPU: U-Net (resnet34, 11 classes) on one 480x360 image, PyTorch vs ONNX
+Runtime, both with the same number of threads (default 2).
+
+Prints key=value lines: `torch_ms` and `onnx_ms` are the median end-to-end Predictor time
+per image (normalise, pad to 480x384, forward, softmax, class-id mask); the `*_forward_ms`
+lines time the network alone; `*_cpu_ms` are median CPU times, which stay meaningful on a
+shared, loaded machine (the load average is printed first). The model is randomly
+initialised: speed does not depend on the weights.
+
+    python benchmarks/inference.py [--runs 10] [--threads 2] [--image PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from statistics import median
+
+import numpy as np
+
+CAMVID_FRAME = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camvid" / "val"
+
+
+def timed(fn: Callable[[], object], runs: int) -> tuple[float, float]:
+    """Median wall and CPU milliseconds of `runs` calls (after two warm-up calls)."""
+    for _ in range(2):
+        fn()
+    walls, cpus = [], []
+    for _ in range(runs):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        walls.append((time.perf_counter() - w0) * 1000)
+        cpus.append((time.process_time() - c0) * 1000)
+    return median(walls), median(cpus)
+
+
+def load_image(path: str | None) -> tuple[np.ndarray, str]:
+    from segstudio.core.imageio import read_image_rgb
+
+    if path:
+        return read_image_rgb(path), path
+    frames = sorted(CAMVID_FRAME.glob("*.png")) if CAMVID_FRAME.is_dir() else []
+    if frames:
+        return read_image_rgb(frames[0]), str(frames[0])
+    return np.random.default_rng(0).integers(0, 256, (360, 480, 3), dtype=np.uint8), "random 480x360"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--image", default=None, help="image to run (default: a CamVid val frame)")
+    args = parser.parse_args()
+
+    import torch
+
+    from segstudio.core.classes import ClassTable
+    from segstudio.engine.export import export_model
+    from segstudio.engine.inference import OnnxPredictor, Predictor
+    from segstudio.engine.modelfile import ModelConfig, save_model
+    from segstudio.engine.models import ModelSpec, create_model
+
+    print(f"load_average_1min={os.getloadavg()[0]:.2f}")
+    print(f"threads={args.threads}")
+    torch.set_num_threads(args.threads)
+    image, source = load_image(args.image)
+    print(f"image={source} size={image.shape[1]}x{image.shape[0]}")
+
+    classes = ClassTable.from_names([f"class_{i}" for i in range(11)] + ["void"], ignore="void")
+    torch.manual_seed(0)
+    spec = ModelSpec("unet", encoder="resnet34", num_classes=11)
+    model = create_model(spec).eval()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "unet"
+        save_model(folder, model, ModelConfig.from_spec(spec, classes, input_size=(352, 480)))
+        start = time.perf_counter()
+        report = export_model(folder, "onnx", Path(tmp) / "unet.onnx", sizes=[(352, 480)])
+        print(f"onnx_export_s={time.perf_counter() - start:.1f}")
+        print(f"onnx_max_abs_diff={report.max_abs_diff:.2e}")
+
+        torch_predictor = Predictor(model, ModelConfig.from_spec(spec, classes, input_size=(352, 480)))
+        onnx_predictor = OnnxPredictor(report.model_path, threads=args.threads)
+        torch_wall, torch_cpu = timed(lambda: torch_predictor.predict(image), args.runs)
+        onnx_wall, onnx_cpu = timed(lambda: onnx_predictor.predict(image), args.runs)
+
+        batch = np.random.default_rng(0).normal(size=(1, 3, 384, 480)).astype(np.float32)
+        tensor = torch.from_numpy(batch)
+
+        def torch_forward() -> None:
+            with torch.inference_mode():
+                model(tensor)
+
+        torch_fwd, _ = timed(torch_forward, args.runs)
+        onnx_fwd, _ = timed(lambda: onnx_predictor._run(batch), args.runs)
+        same = (torch_predictor.predict(image).mask == onnx_predictor.predict(image).mask).mean()
+
+    print(f"runs={args.runs}")
+    print(f"torch_ms={torch_wall:.1f}")
+    print(f"onnx_ms={onnx_wall:.1f}")
+    print(f"torch_cpu_ms={torch_cpu:.1f}")
+    print(f"onnx_cpu_ms={onnx_cpu:.1f}")
+    print(f"torch_forward_ms={torch_fwd:.1f}")
+    print(f"onnx_forward_ms={onnx_fwd:.1f}")
+    print(f"mask_agreement={same:.5f}")
+
+
+if __name__ == "__main__":
+    main()
