@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
 import torch
-from camvid_fixtures import make_camvid_project
 
 from segstudio.core.classes import ClassDef, ClassTable
 from segstudio.core.errors import TrainingError
@@ -29,6 +29,9 @@ from segstudio.engine.data import (
     prepare_data,
 )
 from segstudio.engine.metrics import IGNORE_INDEX
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # camvid_fixtures, any import mode
+from camvid_fixtures import make_camvid_project
 
 GAPPY = ClassTable((ClassDef(0, "bg", (0, 0, 0)), ClassDef(5, "cat", (255, 0, 0)),
                     ClassDef(7, "dog", (0, 255, 0)), ClassDef(9, "void", (9, 9, 9), ignore=True)))

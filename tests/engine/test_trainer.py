@@ -14,15 +14,6 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from camvid_fixtures import (
-    TINY_ARGS,
-    TinyRun,
-    child_env,
-    make_camvid_project,
-    parse_events,
-    segstudio_cmd,
-    tiny_trained_run,
-)
 from torch import nn
 
 from segstudio.core.errors import TrainingError
@@ -32,6 +23,17 @@ from segstudio.engine.config import TrainConfig, resolve_config
 from segstudio.engine.data import ClassMapping, ImageStore, eval_records, prepare_data
 from segstudio.engine.metrics import ConfusionMatrix
 from segstudio.engine.step import TrainStep, lr_factor
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # camvid_fixtures, any import mode
+from camvid_fixtures import (
+    TINY_ARGS,
+    TinyRun,
+    child_env,
+    make_camvid_project,
+    parse_events,
+    segstudio_cmd,
+    tiny_trained_run,
+)
 
 # The fields events.py documents, per event kind.
 SCHEMA: dict[str, set[str]] = {
