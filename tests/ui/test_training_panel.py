@@ -187,6 +187,30 @@ def test_closing_during_a_run_asks_and_stops_it(qtbot, tmp_path: Path) -> None:
     assert questions == ["Training is running", "Training is running"]
 
 
+@pytest.mark.slow
+def test_one_click_before_the_probe_answers_waits_for_the_device(qtbot, tmp_path: Path) -> None:
+    from segstudio.ui.training.dock import TrainingDock
+
+    project = make_tiny_project(tmp_path / "tiny", n_train=2, n_val=1)
+    dock = TrainingDock()
+    qtbot.addWidget(dock)
+    controller = dock.build()
+    controller.prewarm = False
+    launched: list[list[str]] = []
+    controller._launch = lambda command, _headline: launched.append(command) or True  # noqa: SLF001
+    saved: list[bool] = []
+    controller.set_project(project, lambda: saved.append(True) or True)
+    dock.panel.train_button.click()
+    assert saved and not launched and "Checking" in dock.dashboard.headline.text()
+    qtbot.waitUntil(lambda: bool(launched), timeout=240_000)  # the probe imports torch
+    command = launched[0]
+    report = controller.probe.report
+    assert report is not None
+    expected = default_options(report, 2)
+    assert command[command.index("--encoder") + 1] == expected.encoder
+    assert command[command.index("--crop-size") + 1] == str(expected.crop_size)
+
+
 # -- recipe and device --------------------------------------------------------------------------
 def test_one_click_recipe_follows_the_machine_and_the_data(tmp_path: Path) -> None:
     gpu = default_options(DeviceReport("cuda", "RTX", memory_mb=24_000), train_images=367)

@@ -43,6 +43,7 @@ class TrainingController(QObject):
         self.ask: Callable[[str, str], bool] = self._ask_dialog  # replaceable in tests
         self._snapshot: dict[str, Any] = {}
         self.first_progress_at: float | None = None
+        self._start_when_probed = False
         self.prewarm = True  # keep a warm child (torch imported) waiting for the next run
         self._data_timer = QTimer(self)
         self._data_timer.setSingleShot(True)
@@ -81,7 +82,11 @@ class TrainingController(QObject):
 
     def _on_probe_finished(self, report: object) -> None:
         self.panel.set_device(report, self.probe.facts.get("choices"))  # type: ignore[arg-type]
-        self._prewarm()
+        if self._start_when_probed:
+            self._start_when_probed = False
+            self.start(self.panel.options())
+        else:
+            self._prewarm()
 
     def _prewarm(self) -> None:
         """Have a child import torch now, so that Train shows progress seconds sooner."""
@@ -116,6 +121,12 @@ class TrainingController(QObject):
         if not self._snapshot.get("counts", {}).get("train"):
             self.message.emit("No labelled images to train on: mark some images done first.")
             return False
+        if self.probe.report is None and not self.panel.advanced.isChecked():
+            # The one-click recipe depends on the device: wait for the probe, then start.
+            self._start_when_probed = True
+            self.probe.start()
+            self.dashboard.reset("Checking what this machine can train on; training starts right after.")
+            return True
         options = options or self.panel.options()
         return self._launch(train_command(self.project.root, options),
                             f"Starting: {options.summary()}...")
