@@ -202,12 +202,14 @@ class TrainingController(QObject):
         """Closing the app during a run: ask whether to stop it. True: go on closing."""
         if not self.process.is_running():
             self.process.drop_warm()
+            self.probe.cancel()
             return True
         if not self.ask("Training is running",
                         "A training run is still going. Stop it (its last checkpoint is kept, and it "
                         "can be resumed later) and quit?"):
             return False
         self.process.drop_warm()
+        self.probe.cancel()
         self.process.stop()
         if not self.process.wait(15_000):
             self.process.kill()

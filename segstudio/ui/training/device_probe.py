@@ -38,6 +38,15 @@ class DeviceProbe(QObject):
         self._process = process
         process.start(sys.executable, ["-m", "segstudio.ui.training.probe"])
 
+    def cancel(self) -> None:
+        """The app is closing: end a probe still importing torch."""
+        process, self._process = self._process, None
+        if process is not None:
+            process.finished.disconnect(self._on_process_finished)
+            process.kill()
+            process.waitForFinished(2000)
+            process.deleteLater()
+
     def is_running(self) -> bool:
         return self._process is not None
 
