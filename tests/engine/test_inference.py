@@ -4,18 +4,21 @@ batches, a real model on a CamVid frame, and the uncertainty helpers."""
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from model_fixtures import camvid_classes, camvid_image, make_model_file
 from torch import nn
 
 from segstudio.core.classes import ClassDef, ClassTable
 from segstudio.engine.inference import Predictor, normalize_image, onnx_session_options, softmax
 from segstudio.engine.modelfile import ModelConfig
 from segstudio.engine.uncertainty import entropy, image_uncertainty, margin, max_probability
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_fixtures, any import mode
+from model_fixtures import camvid_classes, camvid_image, make_model_file
 
 
 class PixelModel(nn.Module):

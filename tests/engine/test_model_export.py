@@ -4,17 +4,20 @@ several sizes; ONNX metadata and the deployment bundle say how to use them."""
 from __future__ import annotations
 
 import json
+import sys
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from model_fixtures import camvid_classes, make_model_file
 
 from segstudio.core.errors import ExportError
 from segstudio.engine.export import MAX_ABS_DIFF, export_model
 from segstudio.engine.modelfile import load_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_fixtures, any import mode
+from model_fixtures import camvid_classes, make_model_file
 
 ARCHS = {"unet": "resnet18", "segnet": "vgg16_bn", "fcn8s": "resnet18"}
 CHECK_SIZES = [(64, 96), (96, 64)]

@@ -4,16 +4,19 @@ and clear errors (never a pickle load) for broken or mismatched files."""
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
 import torch
-from model_fixtures import camvid_classes, make_model_file
 
 from segstudio.core.classes import ClassDef, ClassTable
 from segstudio.core.errors import ModelError
 from segstudio.engine.modelfile import ModelConfig, load_model, read_config, save_model
 from segstudio.engine.models import ModelSpec, create_model
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_fixtures, any import mode
+from model_fixtures import camvid_classes, make_model_file
 
 
 def test_config_round_trip_keeps_classes_colours_and_normalisation() -> None:

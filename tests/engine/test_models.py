@@ -4,12 +4,12 @@ indices and FCN's skips really work; names, errors and pretrained fallbacks."""
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 import torch.nn.functional as F
-from model_fixtures import LIGHT_ENCODER
 from torch import nn
 
 from segstudio.core.classes import ClassTable
@@ -25,6 +25,9 @@ from segstudio.engine.models import (
 )
 from segstudio.engine.models.fcn import FCN, VggFeatures, learned_upsample
 from segstudio.engine.models.segnet import SegNet, SegNetBasic, scatter_unpool
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_fixtures, any import mode
+from model_fixtures import LIGHT_ENCODER
 
 FOUR_CLASSES = ClassTable.from_names(["background", "road", "car", "person", "void"], ignore="void")
 
