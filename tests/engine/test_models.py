@@ -288,3 +288,25 @@ def test_own_vgg16_features_have_torchvisions_layout(batch_norm: bool) -> None:
     assert {k: v.shape for k, v in ours.state_dict().items()} == {
         k: v.shape for k, v in reference.state_dict().items()
     }
+
+
+def test_vgg16_bn_weights_load_into_the_segnet_encoder_exactly() -> None:
+    from segstudio.engine.models.fcn import vgg16_features
+    from segstudio.engine.models.segnet import load_vgg16_bn_weights
+
+    torch.manual_seed(0)
+    features = vgg16_features(batch_norm=True)  # torchvision's layout, standing in for ImageNet
+    for module in features.modules():
+        if isinstance(module, nn.BatchNorm2d):  # non-trivial statistics and affine terms
+            module.running_mean.normal_()
+            module.running_var.uniform_(0.5, 2.0)
+            nn.init.normal_(module.weight, 1.0, 0.1)
+            nn.init.normal_(module.bias, 0.0, 0.1)
+        elif isinstance(module, nn.Conv2d):
+            nn.init.normal_(module.bias, 0.0, 0.1)
+    model = SegNet(num_classes=3).eval()
+    assert load_vgg16_bn_weights(model.encoder, features) == 26
+    x = torch.randn(1, 3, 64, 64)
+    with torch.no_grad():
+        encoded, _, _ = model.encoder(x)
+        torch.testing.assert_close(encoded, features.eval()(x), atol=1e-4, rtol=1e-4)

@@ -180,8 +180,10 @@ def he_init(model: nn.Module) -> None:
 def load_vgg16_bn_weights(encoder: SegNetEncoder, features: nn.Sequential) -> int:
     """Copy torchvision vgg16_bn `features` conv/BN weights into the SegNet encoder, in order.
 
-    A first convolution over other than 3 input channels gets the RGB filters averaged and
-    spread over its channels (keeping the response scale). Returns the tensors copied.
+    Our convolutions have no bias (batch norm follows); each VGG conv bias is folded into the
+    next BN's running mean, so the encoder computes exactly what VGG's layers do. A first
+    convolution over other than 3 input channels gets the RGB filters averaged and spread over
+    its channels (keeping the response scale). Returns the layers copied.
     """
     source_convs = [m for m in features if isinstance(m, nn.Conv2d)]
     source_bns = [m for m in features if isinstance(m, nn.BatchNorm2d)]
@@ -196,7 +198,9 @@ def load_vgg16_bn_weights(encoder: SegNetEncoder, features: nn.Sequential) -> in
                 weight = mean.repeat(1, dst.weight.shape[1], 1, 1) * (3.0 / dst.weight.shape[1])
             dst.weight.copy_(weight)
             copied += 1
-        for src, dst in zip(source_bns, target_bns):
+        for conv, src, dst in zip(source_convs, source_bns, target_bns):
             dst.load_state_dict(src.state_dict())
+            if conv.bias is not None and dst.running_mean is not None:
+                dst.running_mean.sub_(conv.bias)  # BN(Wx + b) with mean m == BN(Wx) with mean m - b
             copied += 1
     return copied
