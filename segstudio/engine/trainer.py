@@ -298,6 +298,10 @@ class _Run:
         reason = "completed"
         completed = self.start_epoch
         for epoch in range(self.start_epoch, epochs):
+            if epoch > self.start_epoch and self.out_of_time():  # do not start an epoch past the budget
+                self.save_last(completed)
+                reason = "max_minutes"
+                break
             outcome = self.train_epoch(epoch, epochs)
             if outcome == "stop":
                 path = self.save_last(completed)
@@ -323,9 +327,14 @@ class _Run:
                   minutes=(time.monotonic() - self.started) / 60, reason=reason)
         return RunResult(self.run_id, self.run_dir, model_dir, completed, self.best_epoch, self.best, reason)
 
+    def out_of_time(self) -> bool:
+        """True once --max-minutes have passed; agreed by every rank."""
+        budget = self.config.max_minutes
+        over = bool(budget) and (time.monotonic() - self.started) >= 60 * float(budget or 0)
+        return _agree_any(over, self.device, self.dist)
+
     def train_epoch(self, epoch: int, epochs: int) -> str:
         """One pass over the training data: 'done', 'stop' (signal) or 'time' (budget used)."""
-        cfg = self.config
         if self.sampler is not None:
             self.sampler.set_epoch(epoch)
         self.train_model.train()
@@ -350,8 +359,8 @@ class _Run:
                           loss=float(loss_sum.item()) / (step + 1), lr=self.optimizer.param_groups[0]["lr"],
                           images_per_s=images / elapsed if elapsed > 0 else None)
             stop = bool(self.should_stop())
-            over = bool(cfg.max_minutes) and (time.monotonic() - self.started) >= 60 * float(cfg.max_minutes)
-            flags = _agree_any(stop, self.device, self.dist), _agree_any(over, self.device, self.dist)
+            over = self.out_of_time()
+            flags = _agree_any(stop, self.device, self.dist), over
             if flags[0] or flags[1]:
                 outcome = "stop" if flags[0] else "time"
                 break

@@ -300,3 +300,20 @@ def test_class_mapping_of_model_matches_project(tiny: TinyRun) -> None:
 
     _, config = load_model(tiny.project / "models" / "tiny", "cpu")
     assert ClassMapping.from_classes(config.classes) == ClassMapping.from_classes(Project.open(tiny.project).classes)
+
+
+def test_max_minutes_ends_the_run_properly_with_a_model(tmp_path: Path) -> None:
+    from segstudio.engine.trainer import fit
+
+    project = make_camvid_project(tmp_path / "p", n_train=4, n_val=2, scale=0.25)
+    config = TrainConfig(device="cpu", encoder="resnet18", pretrained=None, epochs=20, batch_size=2, crop_size=64,
+                         workers=0, max_minutes=0.001, patience=0, preview_images=1)
+    events: list[dict[str, Any]] = []
+    result = fit(config, prepare_data(project), events.append)
+    check_schema(events)
+    assert result.reason == "max_minutes" and result.epochs == 1
+    steps = [e for e in events if e["event"] == "progress"]
+    assert len(steps) == 1  # the budget is checked after every step
+    finished = events[-1]
+    assert finished["event"] == "run_finished" and finished["reason"] == "max_minutes"
+    assert Path(finished["model"]).is_dir()
