@@ -17,7 +17,7 @@ from torch import nn
 from segstudio.core.imageio import write_rgb_png
 from segstudio.engine.data import ClassMapping, normalize
 from segstudio.engine.device import autocast_dtype
-from segstudio.engine.metrics import IGNORE_INDEX, ConfusionMatrix, SegMetrics
+from segstudio.engine.metrics import ConfusionMatrix, SegMetrics
 
 
 @dataclass(frozen=True)
@@ -111,9 +111,8 @@ def write_previews(model: nn.Module, samples: Sequence[tuple[np.ndarray, np.ndar
         logits = forward_logits(model, tensor, device, amp, mean, std, channels_last)
         h, w = mask.shape
         prediction = logits.argmax(dim=1)[0, :h, :w].to(torch.uint8).cpu().numpy()
-        truth = np.where(mask == IGNORE_INDEX, IGNORE_INDEX, mask).astype(np.uint8)
         path = folder / f"{prefix}_{index}.png"
-        write_rgb_png(path, preview_strip(image, truth, prediction, mapping))
+        write_rgb_png(path, preview_strip(image, mask, prediction, mapping))
         paths.append(str(path))
     model.train(was_training)
     return paths
