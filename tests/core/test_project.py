@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import stat
 from pathlib import Path
 
 import numpy as np
@@ -136,3 +138,15 @@ def test_mask_checks_and_summary(tmp_path: Path) -> None:
     assert project.missing_files() == []
     project.image_path("im1").unlink()
     assert [r.id for r in project.missing_files()] == ["im1"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX file modes")
+def test_atomic_saves_keep_files_readable_like_ordinary_files(tmp_path: Path) -> None:
+    target = tmp_path / "fresh.txt"
+    atomic.atomic_write_text(target, "a")
+    # as open() would have made it, not mkstemp's private 0600
+    assert stat.S_IMODE(target.stat().st_mode) == 0o666 & ~atomic._UMASK
+    os.chmod(target, 0o640)
+    atomic.atomic_write_text(target, "b")  # an existing file keeps its mode
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert target.read_text() == "b"
