@@ -43,6 +43,17 @@ def walk_files(root: Path) -> Iterator[Path | Skip]:
             yield entry
 
 
+def source_files(sources: tuple[Path, ...]) -> Iterator[Path | Skip]:
+    """Each source that is a file, and every file below each folder; a missing one is a Skip."""
+    for source in sources:
+        if source.is_file():
+            yield source
+        elif source.exists():
+            yield from walk_files(source)
+        else:
+            yield Skip(source, "not found; check the path")
+
+
 def read_ids_mask(path: Path, classes: ClassTable | None, infer: bool = False) -> SourceMask:
     """A mask file as ids: grayscale and palette PNGs hold ids, RGB masks are mapped through
     the class colours. With `infer` (no class table), the ids found name the classes."""

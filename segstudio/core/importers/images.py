@@ -13,7 +13,7 @@ from segstudio.core import imageio
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import DatasetImportError
 from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, Skip
-from segstudio.core.importers.common import walk_files
+from segstudio.core.importers.common import source_files
 
 
 def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetSource:
@@ -24,19 +24,11 @@ def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetS
 
 
 def _items(sources: tuple[Path, ...], split: str) -> Iterator[ImportItem | Skip]:
-    for source in sources:
-        if source.is_file():
-            files: Iterator[Path | Skip] = iter([source])
-        elif source.exists():
-            files = walk_files(source)
+    for entry in source_files(sources):
+        if isinstance(entry, Skip):
+            yield entry
+        elif imageio.is_image_file(entry):
+            yield ImportItem(source=entry, name=entry.stem, image=entry, split=split)
         else:
-            yield Skip(source, "not found; check the path")
-            continue
-        for entry in files:
-            if isinstance(entry, Skip):
-                yield entry
-            elif imageio.is_image_file(entry):
-                yield ImportItem(source=entry, name=entry.stem, image=entry, split=split)
-            else:
-                suffixes = ", ".join(sorted(imageio.IMAGE_SUFFIXES))
-                yield Skip(entry, f"not an image (suffix '{entry.suffix}'); images are {suffixes}")
+            suffixes = ", ".join(sorted(imageio.IMAGE_SUFFIXES))
+            yield Skip(entry, f"not an image (suffix '{entry.suffix}'); images are {suffixes}")

@@ -33,7 +33,7 @@ from segstudio.core.classes import (
 from segstudio.core.errors import DatasetImportError, MaskError
 from segstudio.core.imageio import ImageInfo
 from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, Skip, SourceMask
-from segstudio.core.importers.common import class_file, is_number, load_json, walk_files
+from segstudio.core.importers.common import class_file, is_number, load_json, source_files
 
 LINE_WIDTH = 10
 POINT_RADIUS = 5
@@ -93,19 +93,11 @@ def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetS
 
 
 def _items(sources: tuple[Path, ...], registry: LabelRegistry, split: str) -> Iterator[ImportItem | Skip]:
-    for source in sources:
-        if source.is_file():
-            files: Iterator[Path | Skip] = iter([source])
-        elif source.exists():
-            files = walk_files(source)
-        else:
-            yield Skip(source, "not found; check the path")
-            continue
-        for entry in files:
-            if isinstance(entry, Skip):
-                yield entry
-            elif entry.suffix.lower() == ".json":
-                yield _item(entry, registry, split)
+    for entry in source_files(sources):
+        if isinstance(entry, Skip):
+            yield entry
+        elif entry.suffix.lower() == ".json":
+            yield _item(entry, registry, split)
 
 
 def _item(path: Path, registry: LabelRegistry, split: str) -> ImportItem | Skip:
