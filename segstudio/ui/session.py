@@ -304,22 +304,19 @@ class EditingSession(QObject):
             self.dirty_changed.emit(dirty)
 
     def undo(self) -> bool:
-        document = self.document
-        if document is None or not document.can_undo:
-            return False
-        label = document.undo_label
-        document.undo()
-        self.classes.after_step(document, label, undo=True)
-        self._emit_dirty()
-        return True
+        return self._step(undo=True)
 
     def redo(self) -> bool:
+        return self._step(undo=False)
+
+    def _step(self, undo: bool) -> bool:
+        """One undo or redo on the open image; class-table edits follow their mask step."""
         document = self.document
-        if document is None or not document.can_redo:
+        if document is None or not (document.can_undo if undo else document.can_redo):
             return False
-        label = document.redo_label
-        document.redo()
-        self.classes.after_step(document, label, undo=False)
+        label = document.undo_label if undo else document.redo_label
+        (document.undo if undo else document.redo)()
+        self.classes.after_step(document, label, undo=undo)
         self._emit_dirty()
         return True
 
