@@ -20,7 +20,7 @@ from typing import Any, TextIO
 
 from segstudio.core.errors import SegstudioError, TrainingError
 
-TRAIN_OVERRIDES_ON_RESUME = ("epochs", "max_minutes", "device", "workers", "amp", "patience")
+TRAIN_OVERRIDES_ON_RESUME = ("epochs", "max_minutes", "device", "workers", "amp", "patience", "refresh_data")
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("--events", choices=("jsonl",), help="write JSON-lines events to stdout (for the app)")
     train.add_argument("--seed", type=int, help="random seed (default 0)")
     train.add_argument("--run-name", help="name of the run folder (default: time and model)")
+    train.add_argument("--refresh-data", action="store_true", default=None,
+                       help="at each epoch, also train on masks labelled or changed since the run started")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(
@@ -96,7 +98,7 @@ def _train_config(args: argparse.Namespace) -> Any:
 
     names = ("arch", "encoder", "pretrained", "epochs", "batch_size", "lr", "schedule", "crop_size", "loss",
              "augment", "class_weights", "amp", "device", "workers", "max_minutes", "patience", "seed",
-             "run_name")
+             "run_name", "refresh_data")
     given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
     if given.get("pretrained", "").lower() == "none":
         given["pretrained"] = None

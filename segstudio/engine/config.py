@@ -54,6 +54,9 @@ class TrainConfig:
     preview_images: int = 4
     checkpoint_every_s: float = 120.0
     resume: str | None = None
+    # Re-read the project at each epoch start and train on masks saved since (the app's
+    # 'use new labels from the next epoch'); validation images stay fixed for comparable curves.
+    refresh_data: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

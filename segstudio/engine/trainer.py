@@ -13,8 +13,8 @@ import logging
 import math
 import random
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,13 +22,15 @@ import numpy as np
 import torch
 from torch import nn
 
-from segstudio.core.errors import TrainingError
+from segstudio.core.errors import SegstudioError, TrainingError
+from segstudio.core.project import ImageRecord, Project
 from segstudio.engine import checkpoint as ckpt
 from segstudio.engine.augment import train_transform
 from segstudio.engine.config import TrainConfig, resolve_config
 from segstudio.engine.data import (
     IMAGENET_MEAN,
     IMAGENET_STD,
+    ClassMapping,
     EvalDataset,
     ImageStore,
     SizeGroupedBatches,
@@ -37,6 +39,7 @@ from segstudio.engine.data import (
     crop_for,
     make_loader,
     median_frequency_weights,
+    prepare_data,
 )
 from segstudio.engine.device import (
     DistContext,
@@ -66,6 +69,18 @@ class RunResult:
     best_epoch: int | None
     best: dict[str, Any] | None
     reason: str
+
+
+def _mask_signature(project: Project, records: Sequence[ImageRecord]) -> tuple[tuple[str, int, int], ...]:
+    """Which images train, and the state of their mask files: changes when a mask is saved."""
+    out = []
+    for rec in records:
+        try:
+            st = project.mask_path(rec).stat()
+            out.append((rec.id, st.st_mtime_ns, st.st_size))
+        except FileNotFoundError:
+            out.append((rec.id, 0, 0))
+    return tuple(out)
 
 
 def seed_everything(seed: int) -> None:
@@ -106,6 +121,7 @@ class _Run:
         threads = 8 if self.device.type == "cuda" else max(1, torch.get_num_threads())
         self.train_store = ImageStore(data.project, data.train, data.mapping, config.cache_mb, threads)
         self.val_store = ImageStore(data.project, data.val, data.mapping, config.cache_mb, threads)
+        self.train_signature = _mask_signature(data.project, data.train)
         workers = default_workers(self.device, self.train_store.cached)
         self.config = resolve_config(config, self.device.type, len(data.train), self.dist.world_size, workers)
 
@@ -123,6 +139,8 @@ class _Run:
                               pretrained=None if self.resume_dir else cfg.pretrained)
         self.divisor = required_divisor(self.spec)
         notes: list[str] = list(self.data.warnings)
+        if cfg.refresh_data and self.dist.distributed:
+            notes.append("--refresh-data works in single-process runs only; this run keeps its starting images")
         model = create_model(self.spec, warnings=notes).to(self.device)
         if cfg.channels_last:
             model = model.to(memory_format=torch.channels_last)
@@ -131,26 +149,11 @@ class _Run:
 
         crop = crop_for(self.train_store.sizes, int(cfg.crop_size or 256), self.divisor)
         self.crop = crop
-        transform = train_transform(cfg.augment, crop)
-        transform.set_random_seed(cfg.seed + self.dist.rank)
-        train_ds = TrainDataset(self.train_store, transform)
+        self.transform = train_transform(cfg.augment, crop)
+        self.transform.set_random_seed(cfg.seed + self.dist.rank)
         pin = self.device.type == "cuda"
-        self.sampler = None
-        if self.dist.distributed:
-            from torch.utils.data.distributed import DistributedSampler
-
-            self.sampler = DistributedSampler(train_ds, num_replicas=self.dist.world_size, rank=self.dist.rank,
-                                              shuffle=True, seed=cfg.seed, drop_last=True)
-        generator = torch.Generator()
-        generator.manual_seed(cfg.seed)
         batch = int(cfg.batch_size or 1)
-        self.train_loader = make_loader(train_ds, batch_size=batch, shuffle=True, drop_last=True,
-                                        workers=int(cfg.workers or 0), pin_memory=pin, sampler=self.sampler,
-                                        generator=generator)
-        self.steps_per_epoch = len(self.train_loader)
-        if self.steps_per_epoch == 0:
-            raise TrainingError(f"{len(train_ds)} training images do not fill one batch of {batch}; "
-                                "lower --batch-size")
+        self._make_train_loader()
         val_ds = EvalDataset(self.val_store, self.divisor)
         shard = range(self.dist.rank, len(val_ds), self.dist.world_size)
         self.val_loader = make_loader(
@@ -186,6 +189,56 @@ class _Run:
         self.step = TrainStep(train_model, self.loss_fn, self.optimizer, self.scheduler, self.scaler,
                               self.device, self.amp, bool(cfg.channels_last), cfg.grad_clip,
                               IMAGENET_MEAN, IMAGENET_STD)
+
+    def _make_train_loader(self) -> None:
+        """The training loader over `train_store` (again after a data refresh)."""
+        cfg = self.config
+        train_ds = TrainDataset(self.train_store, self.transform)
+        self.sampler = None
+        if self.dist.distributed:
+            from torch.utils.data.distributed import DistributedSampler
+
+            self.sampler = DistributedSampler(train_ds, num_replicas=self.dist.world_size, rank=self.dist.rank,
+                                              shuffle=True, seed=cfg.seed, drop_last=True)
+        generator = torch.Generator()
+        generator.manual_seed(cfg.seed)
+        batch = int(cfg.batch_size or 1)
+        self.train_loader = make_loader(train_ds, batch_size=batch, shuffle=True, drop_last=True,
+                                        workers=int(cfg.workers or 0), pin_memory=self.device.type == "cuda",
+                                        sampler=self.sampler, generator=generator)
+        self.steps_per_epoch = len(self.train_loader)
+        if self.steps_per_epoch == 0:
+            raise TrainingError(f"{len(train_ds)} training images do not fill one batch of {batch}; "
+                                "lower --batch-size")
+
+    def refresh_data(self, epoch: int, epochs: int) -> None:
+        """Train on masks saved since the last epoch: re-read the project and, when its labelled
+        training images or their mask files changed, rebuild the training set. Validation stays
+        the run's own, so the curves remain comparable."""
+        try:
+            project = Project.open(self.data.project.root)
+            if ClassMapping.from_classes(project.classes) != self.data.mapping:
+                self.emit("warning", message="the classes changed during the run; new labels will be "
+                                             "used by the next run")
+                self.config = replace(self.config, refresh_data=False)
+                return
+            val_ids = {rec.id for rec in self.data.val}
+            records = [rec for rec in prepare_data(project, self.data.mapping).train if rec.id not in val_ids]
+            signature = _mask_signature(project, records)
+            if signature == self.train_signature:
+                return
+            threads = 8 if self.device.type == "cuda" else max(1, torch.get_num_threads())
+            store = ImageStore(project, records, self.data.mapping, self.config.cache_mb, threads)
+        except SegstudioError as exc:
+            self.emit("warning", message=f"kept the current training images: {exc}")
+            return
+        before = len(self.train_store)
+        done_steps = epoch * self.steps_per_epoch
+        self.train_store, self.train_signature = store, signature
+        self._make_train_loader()
+        self.total_steps = done_steps + (epochs - epoch) * self.steps_per_epoch
+        self.emit("warning", message=f"training data refreshed before epoch {epoch + 1}: {len(store)} training "
+                                     f"images (was {before}), including masks saved during the run")
 
     def open_run_dir(self) -> None:
         project_root = self.data.project.root
@@ -302,6 +355,8 @@ class _Run:
                 self.save_last(completed)
                 reason = "max_minutes"
                 break
+            if cfg.refresh_data and epoch > self.start_epoch and not self.dist.distributed:
+                self.refresh_data(epoch, epochs)
             outcome = self.train_epoch(epoch, epochs)
             if outcome == "stop":
                 path = self.save_last(completed)

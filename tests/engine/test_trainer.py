@@ -317,3 +317,40 @@ def test_max_minutes_ends_the_run_properly_with_a_model(tmp_path: Path) -> None:
     finished = events[-1]
     assert finished["event"] == "run_finished" and finished["reason"] == "max_minutes"
     assert Path(finished["model"]).is_dir()
+
+
+
+@pytest.mark.parametrize("refresh", [True, False], ids=["refresh", "snapshot"])
+def test_masks_saved_during_a_run_join_from_the_next_epoch_only_when_asked(tmp_path: Path, refresh: bool) -> None:
+    from segstudio.engine.trainer import fit
+
+    project = make_camvid_project(tmp_path / "p", n_train=4, n_val=2, scale=0.25)
+    # an image the user is still labelling when the run starts
+    late = project.images_where(split="train")[0]
+    mask = project.read_mask(late)
+    project.delete_mask(late)
+    project.update_image(late.id, status="in_progress")
+    project.save()
+    data = prepare_data(project)
+    assert late.id not in {rec.id for rec in data.train}
+    events: list[dict[str, Any]] = []
+
+    def on_event(event: dict[str, Any]) -> None:
+        events.append(event)
+        if event["event"] == "epoch_end" and event["epoch"] == 1:
+            # what the app does when the user marks the image done mid-run
+            Project.open(project.root).write_mask(late.id, mask, status="labeled")
+
+    config = TrainConfig(device="cpu", encoder="resnet18", pretrained=None, epochs=2, batch_size=1, crop_size=64,
+                         workers=0, patience=0, preview_images=1, refresh_data=refresh)
+    fit(config, data, on_event)
+    check_schema(events)
+    n = len(data.train)
+    refreshed = [e["message"] for e in events if e["event"] == "warning" and "refreshed" in e["message"]]
+    steps = {e["epoch"]: e["steps"] for e in events if e["event"] == "progress"}  # batch 1: a step per image
+    if refresh:
+        assert len(refreshed) == 1 and f"{n + 1} training images (was {n})" in refreshed[0]
+        assert steps == {1: n, 2: n + 1}
+    else:
+        assert not refreshed
+        assert steps == {1: n, 2: n}

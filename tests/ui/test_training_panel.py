@@ -274,6 +274,10 @@ def test_panel_shows_the_device_reason_and_exposes_every_option(qtbot) -> None:
     assert args[args.index("--arch") + 1] == "segnet" and args[args.index("--loss") + 1] == "dice"
     assert args[args.index("--epochs") + 1] == "7" and args[args.index("--max-minutes") + 1] == "30"
     assert [advanced.arch.itemText(i) for i in range(advanced.arch.count())] == ["unet", "fpn", "segnet", "fcn8s"]
+    assert "--refresh-data" not in args  # by default a run keeps the images it started with
+    panel.live_data.setChecked(True)
+    panel.train_button.click()
+    assert "--refresh-data" in requested[1].to_args()
 
 
 # -- the dashboard, fed recorded events ----------------------------------------------------------

@@ -3,6 +3,7 @@ section exposing every `segstudio train` option."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
@@ -196,6 +197,9 @@ class TrainingPanel(QWidget):
         self.stop_button.clicked.connect(self.stop_requested)
         self.advanced = AdvancedOptions()
         self.advanced.toggled.connect(self._on_advanced_toggled)
+        self.live_data = QCheckBox("Use masks saved during the run from its next epoch")
+        self.live_data.setToolTip("Off: a run trains on the labelled images it started with, and "
+                                  "later labels are used by the next run")
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button, 2)
         buttons.addWidget(self.stop_button, 1)
@@ -206,6 +210,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.data_label)
         layout.addWidget(self.recipe_label)
         layout.addLayout(buttons)
+        layout.addWidget(self.live_data)
         layout.addWidget(self.advanced)
         self._running = False
         self._has_project = False
@@ -245,7 +250,8 @@ class TrainingPanel(QWidget):
         return default_options(report, self.counts.get("train", 0))
 
     def options(self) -> TrainOptions:
-        return self.advanced.options() if self.advanced.isChecked() else self.default_options()
+        options = self.advanced.options() if self.advanced.isChecked() else self.default_options()
+        return replace(options, refresh_data=self.live_data.isChecked())
 
     def _on_advanced_toggled(self, checked: bool) -> None:
         if checked:

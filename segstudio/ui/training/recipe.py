@@ -42,6 +42,7 @@ class TrainOptions:
     patience: int | None = None
     seed: int | None = None
     run_name: str | None = None
+    refresh_data: bool = False  # train on masks saved during the run from the next epoch
 
     def to_args(self) -> list[str]:
         """The options as CLI flags, in a stable order."""
@@ -56,6 +57,8 @@ class TrainOptions:
         ):
             if value is not None and value != "":
                 args += [flag, _text(value)]
+        if self.refresh_data:
+            args.append("--refresh-data")
         return args
 
     def summary(self) -> str:
