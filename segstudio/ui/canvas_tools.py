@@ -130,6 +130,14 @@ class Tool:
             self.host.notify_edited()
         self.host.request_repaint()
 
+    def _fill_outline(self, points: list[tuple[float, float]]) -> None:
+        """Fill a closed outline (polygon or lasso) with the active class, as one edit."""
+        points = _dedupe(points)
+        doc = self.host.document
+        if doc is not None and len(points) >= 3:
+            self._one_shot(core_tools.polygon_fill, doc, points, self._value(), self.host.protect)
+        self.host.request_repaint()
+
 
 class BrushTool(Tool):
     """Round brush: a dab at press, segments while dragging; Ctrl+drag resizes instead."""
@@ -324,12 +332,8 @@ class PolygonTool(Tool):
         return False
 
     def commit(self) -> None:
-        points = _dedupe(self.points)
-        self.points = []
-        doc = self.host.document
-        if doc is not None and len(points) >= 3:
-            self._one_shot(core_tools.polygon_fill, doc, points, self._value(), self.host.protect)
-        self.host.request_repaint()
+        points, self.points = self.points, []
+        self._fill_outline(points)
 
     def cancel(self) -> None:
         self.points = []
@@ -383,11 +387,8 @@ class LassoTool(Tool):
                 self.host.request_repaint(_points_rect(self.points[-2:], 4))
 
     def release(self, p: Pointer) -> None:
-        points, self.points = _dedupe(self.points), []
-        doc = self.host.document
-        if doc is not None and len(points) >= 3:
-            self._one_shot(core_tools.polygon_fill, doc, points, self._value(), self.host.protect)
-        self.host.request_repaint()
+        points, self.points = self.points, []
+        self._fill_outline(points)
 
     def cancel(self) -> None:
         self.points = []
