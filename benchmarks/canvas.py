@@ -35,7 +35,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from segstudio.core.classes import ClassTable  # noqa: E402
 from segstudio.core.imageio import read_image_rgb, read_mask, write_mask  # noqa: E402
 from segstudio.core.mask_document import MaskDocument  # noqa: E402
-from segstudio.ui.canvas import Canvas  # noqa: E402
+from segstudio.ui.annotate.canvas import Canvas  # noqa: E402
 
 CLASSES = ClassTable.from_names([f"class_{i}" for i in range(11)] + ["void"], ignore="void")
 LEFT = Qt.MouseButton.LeftButton

@@ -21,7 +21,7 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 from segstudio.core.classes import ClassTable  # noqa: E402
 from segstudio.core.project import Project  # noqa: E402
 from segstudio.core.region import Region  # noqa: E402
-from segstudio.ui.session import EditingSession  # noqa: E402
+from segstudio.ui.project.session import EditingSession  # noqa: E402
 
 
 def measure(project: Project, image_id: str, side: int) -> None:

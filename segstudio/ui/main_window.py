@@ -13,16 +13,16 @@ from PySide6.QtGui import QCloseEvent
 from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QStackedWidget, QWidget
 
 from segstudio.ui.actions import Actions
-from segstudio.ui.canvas import Canvas
-from segstudio.ui.classes_dock import ClassesDock
-from segstudio.ui.dataset_dock import DatasetDock
+from segstudio.ui.annotate.canvas import Canvas
+from segstudio.ui.annotate.classes_dock import ClassesDock
+from segstudio.ui.annotate.tool_bar import ToolBar
+from segstudio.ui.project.dataset_dock import DatasetDock
+from segstudio.ui.project.workspace import Workspace
 from segstudio.ui.resources import app_icon
 from segstudio.ui.settings import AppSettings
 from segstudio.ui.status_bar import StatusBar
-from segstudio.ui.tool_bar import ToolBar
 from segstudio.ui.training.dock import install_training
 from segstudio.ui.welcome import WelcomeScreen
-from segstudio.ui.workspace import Workspace
 
 
 class MainWindow(QMainWindow):
@@ -56,7 +56,7 @@ class MainWindow(QMainWindow):
         self.training = install_training(self)
         self._connect()
         # model-in-the-loop hook (owned by segstudio/ui/loop): Model dock, Model menu, exports
-        from segstudio.ui.loop import install_loop
+        from segstudio.ui.model import install_loop
 
         self.loop = install_loop(self)
         self._move_help_menu_last()

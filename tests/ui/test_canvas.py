@@ -20,7 +20,7 @@ from segstudio.core.errors import MaskError
 from segstudio.core.imageio import read_image_rgb, read_mask
 from segstudio.core.mask_document import MaskDocument
 from segstudio.core.region import Region
-from segstudio.ui.canvas import Canvas
+from segstudio.ui.annotate.canvas import Canvas
 
 UNLABELED = 255
 LEFT, RIGHT, MIDDLE = Qt.MouseButton.LeftButton, Qt.MouseButton.RightButton, Qt.MouseButton.MiddleButton
@@ -549,7 +549,7 @@ def test_sixteen_bit_gray_image_is_shown_stretched(canvas) -> None:  # noqa: ANN
 
 
 def test_outline_tiles_stay_exact_after_edits_and_undo(canvas) -> None:  # noqa: ANN001
-    from segstudio.ui.canvas_render import boundary
+    from segstudio.ui.annotate.canvas_render import boundary
 
     image, truth = disk_scene()
     doc = open_doc(canvas, image, np.where(truth, 2, 0).astype(np.uint8))

@@ -71,7 +71,7 @@ def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MainWindow
 
 
 def _loop(window: MainWindow):  # noqa: ANN202
-    from segstudio.ui.loop import install_loop
+    from segstudio.ui.model import install_loop
 
     loop = getattr(window, "loop", None)
     return loop if loop is not None else install_loop(window)
@@ -191,7 +191,7 @@ def test_prelabel_queue_and_effort(qtbot, window: MainWindow, sample_copy: Path,
 
 
 def test_dataset_export_dialog_writes_labelled_images(qtbot, window: MainWindow, sample_copy: Path) -> None:
-    from segstudio.ui.loop.export_dialogs import ExportDatasetDialog
+    from segstudio.ui.model.export_dialogs import ExportDatasetDialog
 
     loop = _loop(window)
     assert window.open_project(sample_copy)
@@ -213,7 +213,7 @@ def test_installing_the_loop_does_not_import_the_engine() -> None:
     code = (
         "import os, sys; os.environ['QT_QPA_PLATFORM'] = 'offscreen';"
         "from PySide6.QtWidgets import QApplication; app = QApplication([]);"
-        "from segstudio.ui.main_window import MainWindow; from segstudio.ui.loop import install_loop;"
+        "from segstudio.ui.main_window import MainWindow; from segstudio.ui.model import install_loop;"
         "w = MainWindow(); loop = getattr(w, 'loop', None) or install_loop(w);"
         "bad = [m for m in ('torch', 'segstudio.engine') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
@@ -248,7 +248,7 @@ def test_follows_the_active_model_until_the_user_picks_one(window: MainWindow, s
 
 def test_model_export_dialog_shows_the_verification(qtbot, tmp_path: Path, tiny_model: Path) -> None:
     pytest.importorskip("onnxruntime")
-    from segstudio.ui.loop.export_dialogs import ExportModelDialog
+    from segstudio.ui.model.export_dialogs import ExportModelDialog
 
     dialog = ExportModelDialog(tiny_model)
     qtbot.addWidget(dialog)

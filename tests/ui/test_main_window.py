@@ -14,8 +14,9 @@ from PySide6.QtWidgets import QApplication, QDialog, QFileDialog
 
 import segstudio.ui.resources as resources
 from segstudio.core.project import Project
-from segstudio.ui import dialogs, project_dialogs
+from segstudio.ui import dialogs
 from segstudio.ui.main_window import MainWindow
+from segstudio.ui.project import dialogs as project_dialogs
 from segstudio.ui.settings import AppSettings
 
 LEFT = Qt.MouseButton.LeftButton
@@ -251,7 +252,7 @@ def test_status_bar_follows_the_cursor(window: MainWindow, make_project) -> None
 
 
 def test_thumbnails_arrive_off_the_ui_thread(window: MainWindow, qtbot, make_project) -> None:
-    from segstudio.ui.dataset_dock import THUMB_ROLE
+    from segstudio.ui.project.dataset_dock import THUMB_ROLE
 
     window.open_project(make_project(count=3).root)
     model = window.dataset_dock.model

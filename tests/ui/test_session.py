@@ -10,8 +10,8 @@ from PIL import Image
 from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveryJournal
 from segstudio.core.region import Region
-from segstudio.ui.autosave import Autosaver
-from segstudio.ui.session import EditingSession
+from segstudio.ui.project.autosave import Autosaver
+from segstudio.ui.project.session import EditingSession
 
 
 def paint(session: EditingSession, class_id: int, box: Region = Region(4, 6, 20, 30)) -> None:
@@ -198,7 +198,7 @@ def test_autosave_writes_soon_after_the_last_edit(qtbot, make_project) -> None:
 
 def test_big_masks_save_on_the_writer_thread_and_keep_newer_edits_dirty(qtbot, make_project,
                                                                          monkeypatch) -> None:
-    import segstudio.ui.session as session_module
+    import segstudio.ui.project.session as session_module
 
     monkeypatch.setattr(session_module, "BACKGROUND_SAVE_PIXELS", 1)  # every mask counts as big
     project = make_project()

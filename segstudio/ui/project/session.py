@@ -23,8 +23,8 @@ from segstudio.core.mask_document import MaskDocument
 from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveryJournal
 from segstudio.core.region import Region
-from segstudio.ui.class_edits import ClassEdits
-from segstudio.ui.mask_writer import MaskWriter
+from segstudio.ui.annotate.class_edits import ClassEdits
+from segstudio.ui.project.mask_writer import MaskWriter
 
 CACHE_SIZE = 8
 IMAGE_CACHE_SIZE = 3  # decoded images kept; others are re-read (images never change)

@@ -17,8 +17,8 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu
 
-from segstudio.ui.loop.controller import LoopController
-from segstudio.ui.loop.prediction_dock import PredictionDock
+from segstudio.ui.model.controller import LoopController
+from segstudio.ui.model.prediction_dock import PredictionDock
 
 if TYPE_CHECKING:
     from segstudio.ui.main_window import MainWindow
@@ -106,12 +106,12 @@ class LoopInstall:
         combo.setCurrentIndex(1 if on else 0)
 
     def export_model(self) -> None:
-        from segstudio.ui.loop.export_dialogs import ExportModelDialog
+        from segstudio.ui.model.export_dialogs import ExportModelDialog
 
         ExportModelDialog(self.controller.model_path, self.window).exec()
 
     def export_dataset(self) -> None:
-        from segstudio.ui.loop.export_dialogs import ExportDatasetDialog
+        from segstudio.ui.model.export_dialogs import ExportDatasetDialog
 
         session = self.controller.session
         if session is None:

@@ -67,7 +67,7 @@ class PredictJob(QRunnable):
             self.signals.finished.emit(self.cancelled)
 
     def _run(self) -> None:
-        from segstudio.ui.loop import engine_bridge
+        from segstudio.ui.model import engine_bridge
 
         total = len(self.items)
         model = None

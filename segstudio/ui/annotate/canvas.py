@@ -29,8 +29,8 @@ from segstudio.core.errors import MaskError
 from segstudio.core.imageio import to_rgb8
 from segstudio.core.mask_document import MaskDocument
 from segstudio.core.region import Region
-from segstudio.ui.canvas_render import ImageLayer, MaskLayer, RgbaLayer
-from segstudio.ui.canvas_tools import MAX_BRUSH, MIN_BRUSH, TOOL_CLASSES, Pointer, Tool
+from segstudio.ui.annotate.canvas_render import ImageLayer, MaskLayer, RgbaLayer
+from segstudio.ui.annotate.canvas_tools import MAX_BRUSH, MIN_BRUSH, TOOL_CLASSES, Pointer, Tool
 
 MIN_SCALE, MAX_SCALE = 1 / 64, 64.0
 WHEEL_STEP = 1.0015  # per eighth of a degree: one 15-degree notch zooms by about 20%

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer
 
-from segstudio.ui.session import EditingSession
+from segstudio.ui.project.session import EditingSession
 
 SAVE_DELAY_MS = 3000
 SAVE_MAX_DELAY_MS = 20000

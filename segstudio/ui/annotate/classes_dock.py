@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
 from segstudio.core.classes import ClassDef, ClassTable, Color
 from segstudio.core.errors import SegstudioError
 from segstudio.ui import dialogs
-from segstudio.ui.session import EditingSession
+from segstudio.ui.project.session import EditingSession
 
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 

@@ -17,10 +17,11 @@ from PySide6.QtWidgets import QDialog, QFileDialog
 from segstudio.core.errors import MaskError, SegstudioError
 from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveredMask, RecoveryJournal
-from segstudio.ui import dialogs, project_dialogs
-from segstudio.ui.autosave import Autosaver
+from segstudio.ui import dialogs
+from segstudio.ui.project import dialogs as project_dialogs
+from segstudio.ui.project.autosave import Autosaver
+from segstudio.ui.project.session import EditingSession
 from segstudio.ui.resources import sample_project_path
-from segstudio.ui.session import EditingSession
 
 if TYPE_CHECKING:
     from segstudio.ui.main_window import MainWindow

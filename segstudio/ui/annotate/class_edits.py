@@ -17,7 +17,7 @@ from segstudio.core.errors import ClassTableError
 from segstudio.core.mask_document import MaskDocument
 
 if TYPE_CHECKING:
-    from segstudio.ui.session import EditingSession
+    from segstudio.ui.project.session import EditingSession
 
 
 @dataclass(frozen=True)

@@ -24,9 +24,9 @@ from segstudio.core.loop_store import (
 )
 from segstudio.core.project import Project
 from segstudio.core.runs import ACTIVE_MODEL_KEY
-from segstudio.ui.canvas import Canvas
-from segstudio.ui.loop.predict_worker import PredictJob
-from segstudio.ui.session import EditingSession
+from segstudio.ui.annotate.canvas import Canvas
+from segstudio.ui.model.predict_worker import PredictJob
+from segstudio.ui.project.session import EditingSession
 
 LAYER_PREDICTION, LAYER_CONFIDENCE, LAYER_DISAGREEMENT = "prediction", "confidence", "disagreement"
 QUEUE_STATUSES = ("unlabeled", "in_progress", "predicted")
@@ -42,7 +42,7 @@ class _Slot:
 
     def get(self, path: Path, classes: object, device: str) -> object:
         if self._inner is None:
-            from segstudio.ui.loop.engine_bridge import ModelSlot
+            from segstudio.ui.model.engine_bridge import ModelSlot
 
             self._inner = ModelSlot()
         return self._inner.get(path, classes, device)  # type: ignore[attr-defined]
@@ -185,7 +185,7 @@ class LoopController(QObject):
         if not items:
             self.message.emit("no images to predict")
             return False
-        from segstudio.ui.loop.engine_bridge import default_device  # light: no engine import
+        from segstudio.ui.model.engine_bridge import default_device  # light: no engine import
 
         job = PredictJob(self.model_path, project.classes, items, self.cache, self._slot,
                          self.device or default_device(), force=force)

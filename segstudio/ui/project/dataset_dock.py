@@ -30,7 +30,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.project import SPLITS, STATUSES, Project
-from segstudio.ui.thumbnails import ThumbnailCache
+from segstudio.ui.project.thumbnails import ThumbnailCache
 
 ID_ROLE = Qt.ItemDataRole.UserRole + 1
 STATUS_ROLE = Qt.ItemDataRole.UserRole + 2

@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.loop import CONFIDENCE_KINDS, PREDICTION_STYLES, REVIEW_KEYS
-from segstudio.ui.loop.controller import LoopController
+from segstudio.ui.model.controller import LoopController
 
 CONFIDENCE_TEXT = {"max_prob": "1 - max probability", "entropy": "entropy"}
 REVIEW_TEXT = {"mean_entropy": "mean entropy", "low_margin_share": "low-margin share"}
