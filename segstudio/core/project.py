@@ -19,7 +19,7 @@ import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -28,11 +28,10 @@ from segstudio.core import imageio
 from segstudio.core.atomic import atomic_write_json
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import MaskError, ProjectError
+from segstudio.core.vocabulary import SPLITS, STATUSES, Split, Status
 
 MANIFEST_NAME = "project.json"
 SCHEMA_VERSION = 2
-SPLITS = ("train", "val", "test", "unassigned")
-STATUSES = ("unlabeled", "in_progress", "labeled", "predicted", "reviewed")
 RESERVED_DIRS = ("masks", "images", "runs", "models")
 
 
@@ -44,8 +43,8 @@ class ImageRecord:
     path: str
     width: int
     height: int
-    split: str = "unassigned"
-    status: str = "unlabeled"
+    split: Split = "unassigned"
+    status: Status = "unlabeled"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,12 +63,14 @@ def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
     return value
 
 
-def check_split(split: str) -> str:
-    return _check_choice(split, SPLITS, "split")
+def check_split(split: str) -> Split:
+    """`split` if the manifest accepts it; otherwise a ProjectError naming the valid ones."""
+    return cast(Split, _check_choice(split, SPLITS, "split"))
 
 
-def check_status(status: str) -> str:
-    return _check_choice(status, STATUSES, "status")
+def check_status(status: str) -> Status:
+    """`status` if the manifest accepts it; otherwise a ProjectError naming the valid ones."""
+    return cast(Status, _check_choice(status, STATUSES, "status"))
 
 
 # -- schema migration -----------------------------------------------------------------------

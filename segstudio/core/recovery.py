@@ -24,12 +24,11 @@ from segstudio.core import imageio
 from segstudio.core.atomic import atomic_write_bytes, atomic_write_json
 from segstudio.core.errors import MaskError, ProjectError, SegstudioError
 from segstudio.core.project import Project
+from segstudio.core.vocabulary import UNEDITED_STATUSES
 
 RECOVERY_DIR = ".recovery"
 JOURNAL_NAME = "journal.json"
 JOURNAL_VERSION = 1
-# Statuses a recovered mask must not keep: it was being edited, so it is work in progress.
-_UNFINISHED = ("unlabeled", "predicted")
 
 
 @dataclass(frozen=True)
@@ -206,7 +205,8 @@ class RecoveryJournal:
             if wanted is not None and item.entry.image_id not in wanted:
                 continue
             record = project.image(item.entry.image_id)
-            status = item.entry.status if item.entry.status not in _UNFINISHED else "in_progress"
+            # A recovered mask was being edited, so an unedited status becomes work in progress.
+            status = item.entry.status if item.entry.status not in UNEDITED_STATUSES else "in_progress"
             try:
                 project.write_mask(record, item.mask, status=status, save_manifest=False)
                 restored.append(record.id)

@@ -22,13 +22,11 @@ from typing import Any
 from segstudio.core.atomic import atomic_write_json
 from segstudio.core.errors import ProjectError
 from segstudio.core.project import Project
+from segstudio.core.vocabulary import TRAIN_SPLITS, TRAINING_STATUSES
 
 ACTIVE_MODEL_KEY = "active_model"
 SNAPSHOT_NAME = "snapshot.json"
 OUTCOME_NAME = "outcome.json"
-# The engine's rule (engine/data.py): these statuses with a mask file train or validate.
-LABELED_STATUSES = ("labeled", "reviewed")
-TRAIN_SPLITS = ("train", "unassigned")
 
 
 @dataclass(frozen=True)
@@ -159,8 +157,8 @@ def list_runs(project_root: Path) -> list[RunInfo]:
 def data_snapshot(project: Project) -> dict[str, Any]:
     """Which images a run started now would see, per split (the engine's selection rule)."""
     splits: dict[str, list[str]] = {"train": [], "val": []}
-    for record in project.images:
-        if record.status not in LABELED_STATUSES or not project.has_mask(record):
+    for record in project.images:  # the engine's rule (engine/data.py): confirmed masks only
+        if record.status not in TRAINING_STATUSES or not project.has_mask(record):
             continue
         if record.split in TRAIN_SPLITS:
             splits["train"].append(record.id)

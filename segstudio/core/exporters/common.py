@@ -14,8 +14,9 @@ from segstudio.core.atomic import atomic_write_json, atomic_write_text, atomic_w
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import ExportError, SegstudioError
 from segstudio.core.project import SPLITS, ImageRecord, Project, check_split, check_status
+from segstudio.core.vocabulary import TRAINING_STATUSES
 
-DEFAULT_STATUSES = ("labeled", "reviewed")
+DEFAULT_STATUSES = TRAINING_STATUSES  # confirmed masks; add "predicted" to export proposals too
 CLASSES_FILE = "classes.json"
 
 ProgressCallback = Callable[[int, int], None]
