@@ -23,11 +23,10 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from segstudio.core.classes import ClassTable, Color
 from segstudio.core.errors import TrainingError
 from segstudio.core.project import ImageRecord, Project
+from segstudio.core.vocabulary import TRAIN_SPLITS, TRAINING_STATUSES
 from segstudio.engine.augment import pad_to_multiple
 from segstudio.engine.metrics import IGNORE_INDEX
 
-LABELED_STATUSES = ("labeled", "reviewed")
-TRAIN_SPLITS = ("train", "unassigned")
 HOLDOUT_FRACTION = 0.15
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -121,7 +120,7 @@ class TrainData:
 def _labelled(project: Project, splits: Sequence[str]) -> tuple[list[ImageRecord], list[str]]:
     records, missing = [], []
     for split in splits:
-        for rec in project.images_where(split=split, statuses=LABELED_STATUSES):
+        for rec in project.images_where(split=split, statuses=TRAINING_STATUSES):
             (records if project.has_mask(rec) else missing).append(rec)
     notes = []
     if missing:

@@ -24,12 +24,13 @@ from segstudio.core.loop_store import (
 )
 from segstudio.core.project import Project
 from segstudio.core.runs import ACTIVE_MODEL_KEY
+from segstudio.core.vocabulary import OPEN_STATUSES, TRAINING_STATUSES, UNEDITED_STATUSES
 from segstudio.ui.annotate.canvas import Canvas
 from segstudio.ui.model.predict_worker import PredictJob
 from segstudio.ui.project.session import EditingSession
 
 LAYER_PREDICTION, LAYER_CONFIDENCE, LAYER_DISAGREEMENT = "prediction", "confidence", "disagreement"
-QUEUE_STATUSES = ("unlabeled", "in_progress", "predicted")
+QUEUE_STATUSES = OPEN_STATUSES
 PRELABEL_STATUSES = ("unlabeled",)
 REFRESH_MS = 120  # disagreement follows painting, at most this often
 
@@ -409,7 +410,7 @@ class LoopController(QObject):
         if self.session is None or self.effort is None:
             return
         project = self.session.project
-        if image_id not in project or project.image(image_id).status in ("predicted", "unlabeled"):
+        if image_id not in project or project.image(image_id).status in UNEDITED_STATUSES:
             return
         document = dict(self.session.documents()).get(image_id)
         try:
@@ -424,6 +425,6 @@ class LoopController(QObject):
         self._record_effort(image_id)
 
     def _on_session_status_changed(self, image_id: str, status: str) -> None:
-        if status in ("labeled", "reviewed"):  # confirmed, maybe without a new save
+        if status in TRAINING_STATUSES:  # confirmed, maybe without a new save
             self._record_effort(image_id)
         self.queue_changed.emit()

@@ -30,10 +30,10 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.errors import SegstudioError
 from segstudio.core.project import SPLITS, STATUSES, Project
+from segstudio.core.vocabulary import TRAINING_STATUSES
 
 MODEL_FORMATS = ("onnx", "torchscript", "safetensors")
 DATASET_FORMATS = ("masks", "color", "overlay", "voc", "coco", "cityscapes")  # core.exporters.FORMATS
-DEFAULT_DATASET_STATUSES = ("labeled", "reviewed")
 
 
 class _JobSignals(QObject):
@@ -226,7 +226,7 @@ class ExportDatasetDialog(_JobDialog):
                 continue
             box = QCheckBox(status.replace("_", " "), self)
             box.setObjectName(f"export_status_{status}")
-            box.setChecked(status in DEFAULT_DATASET_STATUSES)
+            box.setChecked(status in TRAINING_STATUSES)  # the exporters' default selection
             self.status_checks[status] = box
             statuses.addWidget(box)
         self.form.addRow("Images", statuses)

@@ -23,6 +23,7 @@ from segstudio.core.mask_document import MaskDocument
 from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveryJournal
 from segstudio.core.region import Region
+from segstudio.core.vocabulary import UNEDITED_STATUSES
 from segstudio.ui.annotate.class_edits import ClassEdits
 from segstudio.ui.project.mask_writer import MaskWriter
 
@@ -30,7 +31,6 @@ CACHE_SIZE = 8
 IMAGE_CACHE_SIZE = 3  # decoded images kept; others are re-read (images never change)
 BACKGROUND_PIXELS = 12_000_000  # images above this size load on the thread pool
 BACKGROUND_SAVE_PIXELS = 4_000_000  # masks above this size autosave on the writer thread
-_EDIT_MOVES_TO_IN_PROGRESS = ("unlabeled", "predicted")
 
 
 @dataclass(frozen=True)
@@ -291,7 +291,7 @@ class EditingSession(QObject):
     # -- edits and status ----------------------------------------------------------------------
     def _on_document_changed(self, image_id: str, region: Region) -> None:
         record = self.project.image(image_id)
-        if record.status in _EDIT_MOVES_TO_IN_PROGRESS:
+        if record.status in UNEDITED_STATUSES:  # a first edit makes it work in progress
             self.project.update_image(image_id, status="in_progress")
             self.status_changed.emit(image_id, "in_progress")
         self.edited.emit(image_id)
