@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from pathlib import Path
 
 
@@ -20,6 +22,17 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _run(args: argparse.Namespace) -> int:
+    if args.project is not None and not args.project.exists():
+        print(f"error: no project folder at {args.project}; give the folder that holds project.json, "
+              "or create one with 'segstudio new' or 'segstudio import' (for the commands: segstudio --help)", file=sys.stderr)
+        return 2
+    if not os.environ.get("SEGSTUDIO_SKIP_DISPLAY_CHECK"):
+        from segstudio.cli.display_check import check_display
+
+        problem = check_display()
+        if problem is not None:
+            print(problem.message, file=sys.stderr)
+            return 3
     from segstudio.ui.app import run_gui  # Qt is imported only when the window is wanted
 
     return run_gui(args.project, welcome=args.welcome)

@@ -43,9 +43,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _with_gui_command(argv: list[str], commands: set[str]) -> list[str]:
+    """`segstudio PROJECT [options]` is `segstudio gui PROJECT [options]`, as the README says."""
+    first = next((i for i, arg in enumerate(argv) if not arg.startswith("-")), None)
+    if first is None or argv[first] in commands:
+        return argv
+    return [*argv[:first], "gui", *argv[first:]]
+
+
+def _subcommands(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(_with_gui_command(argv, _subcommands(parser)))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,
         format="%(levelname)s %(name)s: %(message)s",
@@ -53,7 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     if args.command is None:
         # No subcommand: open the app, as a double-clicked launcher would.
-        args = parser.parse_args(["gui", *(argv or [])])
+        args = parser.parse_args(["gui", *argv])
     try:
         return int(args.func(args) or 0)
     except SegstudioError as exc:
