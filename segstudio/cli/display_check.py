@@ -69,8 +69,9 @@ class DisplayProblem:
     message: str
 
 
-def package_manager(os_release: Mapping[str, str], which: Callable[[str], str | None] = shutil.which) -> str | None:
+def package_manager(os_release: Mapping[str, str], which: Callable[[str], str | None] | None = None) -> str | None:
     """apt, dnf, pacman or zypper for this distribution (None when unknown)."""
+    which = which or shutil.which
     ids = {os_release.get("ID", "").lower(), *os_release.get("ID_LIKE", "").lower().split()}
     for manager, family in DISTRO_FAMILIES.items():
         if ids & set(family):
