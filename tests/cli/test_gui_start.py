@@ -18,8 +18,8 @@ DEBIAN = {"ID": "debian", "VERSION_ID": "12"}
 
 def _fake_qt(tmp_path: Path) -> Path:
     qt = tmp_path / "Qt"
-    (qt / "plugins" / "platforms").mkdir(parents=True)
-    (qt / "lib").mkdir()
+    (qt / "plugins" / "platforms").mkdir(parents=True, exist_ok=True)
+    (qt / "lib").mkdir(exist_ok=True)
     for name in ("plugins/platforms/libqxcb.so", "plugins/platforms/libqwayland.so",
                  "lib/libQt6XcbQpa.so.6", "lib/libQt6WaylandClient.so.6"):
         (qt / name).write_bytes(b"")
