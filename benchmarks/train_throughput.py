@@ -27,9 +27,9 @@ from torch import nn
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from segstudio.engine.data import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from segstudio.engine.device import autocast_dtype, device_name, resolve_amp, resolve_device  # noqa: E402
 from segstudio.engine.losses import build_loss  # noqa: E402
+from segstudio.engine.modelfile import IMAGENET_MEAN, IMAGENET_STD  # noqa: E402
 from segstudio.engine.models.registry import ModelSpec, create_model  # noqa: E402
 from segstudio.engine.step import TrainStep, lr_factor, make_optimizer  # noqa: E402
 

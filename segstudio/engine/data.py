@@ -28,8 +28,6 @@ from segstudio.engine.augment import pad_to_multiple
 from segstudio.engine.metrics import IGNORE_INDEX
 
 HOLDOUT_FRACTION = 0.15
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 DEFAULT_CACHE_MB = 3072
 
 

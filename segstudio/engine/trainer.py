@@ -28,8 +28,6 @@ from segstudio.engine import checkpoint as ckpt
 from segstudio.engine.augment import train_transform
 from segstudio.engine.config import TrainConfig, resolve_config
 from segstudio.engine.data import (
-    IMAGENET_MEAN,
-    IMAGENET_STD,
     ClassMapping,
     EvalDataset,
     ImageStore,
@@ -55,6 +53,7 @@ from segstudio.engine.device import (
 from segstudio.engine.evaluate import EvalResult, evaluate, write_previews
 from segstudio.engine.events import EventHandler, Throttle, make_event
 from segstudio.engine.losses import build_loss
+from segstudio.engine.modelfile import IMAGENET_MEAN, IMAGENET_STD
 from segstudio.engine.step import TrainStep, lr_factor, make_optimizer
 
 log = logging.getLogger(__name__)
