@@ -163,6 +163,28 @@ def test_protect_keeps_labelled_pixels(canvas) -> None:  # noqa: ANN001
     assert (doc.mask[:, 80:] == 3).all()
 
 
+def test_right_drag_with_the_brush_erases_unless_turned_off(blank, qtbot) -> None:  # noqa: ANN001
+    canvas, doc, drive = blank
+    canvas.set_tool("brush")
+    canvas.set_active_class(1)
+    canvas.set_brush_size(6)
+    drive.drag([(20, 80), (140, 80)])
+    assert (doc.mask[80, 20:141] == 1).all()
+    with qtbot.waitSignal(canvas.edited, timeout=1000):
+        drive.drag([(80, 60), (80, 100)], button=RIGHT)
+    assert (doc.mask[70:91, 80] == UNLABELED).all()  # the crossing is erased, the rest stays
+    assert doc.mask[80, 40] == 1 and doc.mask[80, 120] == 1
+    assert doc.history.undo_depth == 2 and doc.undo_label == "Erase"
+    doc.undo()
+    assert (doc.mask[80, 20:141] == 1).all()
+    canvas.set_right_button_erases(False)
+    drive.drag([(80, 60), (80, 100)], button=RIGHT)
+    assert (doc.mask[80, 20:141] == 1).all() and doc.history.undo_depth == 1
+    canvas.set_tool("eraser")  # the eraser's right button does not paint a class back
+    drive.drag([(40, 70), (40, 90)], button=RIGHT)
+    assert doc.mask[80, 40] == 1
+
+
 def test_brush_size_keys_and_ctrl_drag(blank, qtbot) -> None:  # noqa: ANN001
     canvas, doc, drive = blank
     canvas.set_tool("brush")

@@ -80,6 +80,7 @@ class Canvas(QGraphicsView):
         self._tool: Tool = self._tools["brush"]
         self._space_down = False
         self._pan_from: QPoint | None = None
+        self._right_button_erases = True
         # While True the view re-fits on resize (a fresh document, or after zoom_fit).
         self._auto_fit = True
         self.viewport().setCursor(self._tool.cursor)
@@ -104,6 +105,14 @@ class Canvas(QGraphicsView):
     @property
     def protect(self) -> bool:
         return self._protect
+
+    @property
+    def right_button_erases(self) -> bool:
+        return self._right_button_erases
+
+    def set_right_button_erases(self, on: bool) -> None:
+        """Right drag with the brush erases (on by default; some users keep it for nothing)."""
+        self._right_button_erases = bool(on)
 
     @property
     def wand_tolerance(self) -> float:

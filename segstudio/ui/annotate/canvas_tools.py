@@ -66,6 +66,8 @@ class ToolHost(Protocol):
     def protect(self) -> bool: ...
     @property
     def wand_tolerance(self) -> float: ...
+    @property
+    def right_button_erases(self) -> bool: ...
     def set_brush_size(self, radius: int) -> None: ...
     def pick_class(self, class_id: int) -> None: ...
     def notify_edited(self) -> None: ...
@@ -140,7 +142,8 @@ class Tool:
 
 
 class BrushTool(Tool):
-    """Round brush: a dab at press, segments while dragging; Ctrl+drag resizes instead."""
+    """Round brush: a dab at press, segments while dragging; Ctrl+drag resizes instead.
+    A right drag erases (the convention of most paint programs) unless the user turned it off."""
 
     name = "brush"
 
@@ -148,6 +151,7 @@ class BrushTool(Tool):
         super().__init__(host)
         self._last: tuple[int, int] | None = None
         self._resize_from: tuple[float, int] | None = None
+        self._stroke_value = 0
         self.hover: tuple[float, float] | None = None
 
     def _paint_value(self) -> int:
@@ -155,13 +159,16 @@ class BrushTool(Tool):
 
     def press(self, p: Pointer) -> None:
         doc = self.host.document
-        if doc is None or p.button != Qt.MouseButton.LeftButton:
+        erase = (p.button == Qt.MouseButton.RightButton and self.name == "brush"
+                 and self.host.right_button_erases)
+        if doc is None or (p.button != Qt.MouseButton.LeftButton and not erase):
             return
-        if p.modifiers & Qt.KeyboardModifier.ControlModifier:
+        if p.modifiers & Qt.KeyboardModifier.ControlModifier and not erase:
             self._resize_from = (p.view_x, self.host.brush_size)
             return
-        doc.begin_stroke(self.name.capitalize())
-        core_tools.dab(doc, p.ix, p.iy, self.host.brush_size, self._paint_value(), self.host.protect)
+        self._stroke_value = int(doc.classes.unlabeled_id) if erase else self._paint_value()
+        doc.begin_stroke("Erase" if erase else self.name.capitalize())
+        core_tools.dab(doc, p.ix, p.iy, self.host.brush_size, self._stroke_value, self.host.protect)
         self._last = (p.ix, p.iy)
 
     def move(self, p: Pointer, buttons: Qt.MouseButton) -> None:
@@ -176,7 +183,7 @@ class BrushTool(Tool):
             if doc is not None and (p.ix, p.iy) != self._last:
                 x0, y0 = self._last
                 core_tools.stroke_segment(
-                    doc, x0, y0, p.ix, p.iy, self.host.brush_size, self._paint_value(), self.host.protect
+                    doc, x0, y0, p.ix, p.iy, self.host.brush_size, self._stroke_value, self.host.protect
                 )
                 self._last = (p.ix, p.iy)
         self._repaint_footprint(old_hover)
