@@ -216,6 +216,26 @@ def disagreement(mask: np.ndarray, labels: np.ndarray, unlabeled_id: int) -> np.
     return (mask != unlabeled_id) & (mask != np.asarray(labels))
 
 
+def corrected_mask(prelabel: np.ndarray, final: np.ndarray, ignore_index: int | None) -> np.ndarray:
+    """Pixels a person had to correct: the final mask differs from the model's pre-label.
+
+    Pixels the final mask leaves as `ignore_index` (void, unlabelled) are left out: nobody
+    must fix what is never scored. The one definition behind the app's effort meter and the
+    learning-loop benchmark, so their figures compare.
+    """
+    prelabel, final = np.asarray(prelabel), np.asarray(final)
+    _check_shape(final, prelabel)
+    differ = prelabel != final
+    if ignore_index is not None:
+        differ &= final != ignore_index
+    return differ
+
+
+def corrected_pixels(prelabel: np.ndarray, final: np.ndarray, ignore_index: int | None) -> int:
+    """How many pixels `corrected_mask` marks."""
+    return int(np.count_nonzero(corrected_mask(prelabel, final, ignore_index)))
+
+
 def disagreement_rgba(mask: np.ndarray, labels: np.ndarray, unlabeled_id: int,
                       color: tuple[int, int, int] = DISAGREE_COLOR) -> np.ndarray:
     """Differences between mask and prediction in one loud colour, with a dark rim so small

@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from segstudio.core.atomic import atomic_write_json
-from segstudio.core.loop import ImageScore, Prediction
+from segstudio.core.loop import ImageScore, Prediction, corrected_pixels
 
 CACHE_DIR = ".cache"
 MEMORY_ITEMS = 6
@@ -218,8 +218,9 @@ class EffortSummary:
 
 
 class EffortTracker:
-    """Counts hand work per image: pixels changed since the model's last write, plus hand
+    """Counts hand work per image: pixels corrected since the model's last write, plus hand
     changes made between earlier model writes (so several accepts still count truly).
+    A corrected pixel is `core.loop.corrected_mask`'s: erasing to unlabelled is not one.
 
     The mask right after a model write is the baseline (kept as a PNG); saving compares the
     saved mask with it. Entries persist in PROJECT/.cache/effort.json.
@@ -273,7 +274,7 @@ class EffortTracker:
         unchecked pre-labels never count as pixels the user kept."""
         old = self.baseline(image_id)
         if old is not None and old.shape == before.shape:
-            self._carried[image_id] = self._carried.get(image_id, 0) + int(np.count_nonzero(before != old))
+            self._carried[image_id] = self._carried.get(image_id, 0) + corrected_pixels(old, before, self.unlabeled_id)
         elif old is None:
             # hand labels made before the model's first write are scratch work too
             self._carried[image_id] = int(np.count_nonzero(np.asarray(before) != self.unlabeled_id))
@@ -292,7 +293,7 @@ class EffortTracker:
         labelled = int(np.count_nonzero(mask != self.unlabeled_id))
         base = self.baseline(image_id)
         if base is not None and base.shape == mask.shape:
-            changed = self._carried.get(image_id, 0) + int(np.count_nonzero(mask != base))
+            changed = self._carried.get(image_id, 0) + corrected_pixels(base, mask, self.unlabeled_id)
             entry = EffortEntry("model", labelled, changed, int(mask.size))
         else:
             entry = EffortEntry("scratch", labelled, labelled, int(mask.size))
