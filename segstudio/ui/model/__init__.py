@@ -17,6 +17,7 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu
 
+from segstudio.core.runs import active_model
 from segstudio.ui.model.controller import LoopController
 from segstudio.ui.model.prediction_dock import PredictionDock
 
@@ -85,13 +86,11 @@ class LoopInstall:
 
     def use_active_model(self) -> None:
         session = self.controller.session
-        active = session.project.settings.get("active_model") if session else None
-        if not active:
+        active = active_model(session.project) if session else None
+        if active is None:
             self.controller.message.emit("the project has no active model yet; train one first")
             return
-        path = Path(str(active))
-        self.controller.set_model(path if path.is_absolute() else session.project.root / path,
-                                  adopted=str(active))
+        self.controller.set_model(active, adopted=str(active))
 
     def predict_listed(self) -> None:
         self.controller.predict(self.window.dataset_dock.visible_ids())

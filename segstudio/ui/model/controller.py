@@ -1,7 +1,7 @@
 """The model-in-the-loop controller: model choice, background predictions, layers, accepts.
 
-It follows the window's editing session, keeps one model's predictions (cache + review
-scores), draws the prediction / confidence / disagreement layers through the canvas's extra
+It follows the open project through the workspace's signals (`follow`), keeps one model's
+predictions (cache + review scores), draws the prediction / confidence / disagreement layers through the canvas's extra
 layers, applies accepts as single undoable edits and feeds the effort meter on every save.
 No widgets here; the dock and the menu only call its methods and listen to its signals.
 """
@@ -9,6 +9,7 @@ No widgets here; the dock and the menu only call its methods and listen to its s
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
@@ -23,11 +24,13 @@ from segstudio.core.loop_store import (
     model_hash,
 )
 from segstudio.core.project import Project
-from segstudio.core.runs import ACTIVE_MODEL_KEY
 from segstudio.core.vocabulary import OPEN_STATUSES, TRAINING_STATUSES, UNEDITED_STATUSES
 from segstudio.ui.annotate.canvas import Canvas
 from segstudio.ui.model.predict_worker import PredictJob
 from segstudio.ui.project.session import EditingSession
+
+if TYPE_CHECKING:
+    from segstudio.ui.project.workspace import Workspace
 
 LAYER_PREDICTION, LAYER_CONFIDENCE, LAYER_DISAGREEMENT = "prediction", "confidence", "disagreement"
 QUEUE_STATUSES = OPEN_STATUSES
@@ -77,7 +80,9 @@ class LoopController(QObject):
         self._slot = _Slot()
         self._job: PredictJob | None = None
         self._prelabel = False
-        self._adopted: str | None = None  # the settings value the current model came from
+        self._adopted: Path | None = None  # the project's active model the current one came from
+        self._pending_active: tuple[Path | None] | None = None  # came while a job ran
+        self._workspace: Workspace | None = None
         # view settings
         self.show_prediction = True
         self.style = "outline"
@@ -89,45 +94,47 @@ class LoopController(QObject):
         self._refresh_timer.setSingleShot(True)
         self._refresh_timer.setInterval(REFRESH_MS)
         self._refresh_timer.timeout.connect(self.refresh_layers)
+        self.busy_changed.connect(self._on_self_busy_changed)
 
     # -- session ------------------------------------------------------------------------------
     @property
     def project(self) -> Project | None:
         return None if self.session is None else self.session.project
 
-    def attach(self, session: EditingSession | None) -> None:
-        """Follow a newly opened project's session (None: the project closed)."""
+    def follow(self, workspace: Workspace) -> None:
+        """Follow the open project through the workspace's signals, its one channel."""
+        self._workspace = workspace
+        workspace.project_changed.connect(self._on_workspace_project_changed)
+        workspace.active_model_changed.connect(self.follow_active_model)
+        workspace.image_opened.connect(self._on_workspace_image_opened)
+        workspace.image_edited.connect(self._on_workspace_image_edited)
+        workspace.mask_saved.connect(self._on_workspace_mask_saved)
+        workspace.status_changed.connect(self._on_workspace_status_changed)
+        self._on_workspace_project_changed(workspace.project)
+
+    def attach(self, session: EditingSession | None, active: Path | None = None) -> None:
+        """Work on a newly opened project's session, starting with its active model `active`
+        (session None: the project closed)."""
         if session is self.session:
             return
         self.cancel()
-        if self.session is not None:
-            for signal, slot in self._session_links(self.session):
-                signal.disconnect(slot)
         self.session = session
         self.model_path, self.cache, self.effort = None, None, None
-        self._adopted = None
+        self._adopted, self._pending_active = None, None
         self._slot.clear()
         if session is not None:
-            for signal, slot in self._session_links(session):
-                signal.connect(slot)
             self.effort = EffortTracker(session.project.root, session.project.classes.unlabeled_id)
-            self.follow_active_model(drop_others=False)
+            self.follow_active_model(active, drop_others=False)
         self.model_changed.emit(str(self.model_path or ""))
         self.queue_changed.emit()
         self.effort_changed.emit()
 
-    def _session_links(self, session: EditingSession) -> list[tuple[object, object]]:
-        return [(session.image_opened, self._on_session_image_opened),
-                (session.edited, self._on_session_edited),
-                (session.saved, self._on_session_saved),
-                (session.status_changed, self._on_session_status_changed)]
-
     # -- model --------------------------------------------------------------------------------
-    def set_model(self, path: str | Path, drop_others: bool = True, adopted: str | None = None) -> bool:
+    def set_model(self, path: str | Path, drop_others: bool = True, adopted: Path | None = None) -> bool:
         """Use the model file at `path`; predictions of any other model are dropped.
 
-        `adopted`: the project's active-model setting this came from (then later training
-        runs are followed); None for a model the user opened by hand.
+        `adopted`: the project's active model this came from (then later training runs are
+        followed); None for a model the user opened by hand.
         """
         if self.session is None:
             return False
@@ -149,22 +156,26 @@ class LoopController(QObject):
         self.refresh_layers()
         return True
 
-    def follow_active_model(self, drop_others: bool = True) -> bool:
-        """Switch to the project's active model (set by training) when it changed, unless
-        the user opened another model file by hand; True when the model changed."""
-        if self.session is None or self._job is not None:
+    def follow_active_model(self, active: Path | None, drop_others: bool = True) -> bool:
+        """The project's active model became `active` (training made it so): switch to it,
+        unless the user opened another model file by hand; True when the model changed.
+        While a prediction runs, the switch waits for its end."""
+        if self.session is None:
             return False
-        active = self.session.project.settings.get(ACTIVE_MODEL_KEY) or None
+        if self._job is not None:
+            self._pending_active = (active,)
+            return False
         if active == self._adopted or (self.model_path is not None and self._adopted is None):
             return False
         self._adopted = active
-        if active is None:
+        if active is None or not active.exists():
             return False
-        path = Path(str(active))
-        path = path if path.is_absolute() else self.session.project.root / path
-        if not path.exists():
-            return False
-        return self.set_model(path, drop_others=drop_others, adopted=active)
+        return self.set_model(active, drop_others=drop_others, adopted=active)
+
+    def _on_self_busy_changed(self, busy: bool) -> None:
+        if not busy and self._pending_active is not None:
+            (active,), self._pending_active = self._pending_active, None
+            self.follow_active_model(active)
 
     @property
     def busy(self) -> bool:
@@ -174,7 +185,6 @@ class LoopController(QObject):
     def predict(self, image_ids: list[str], prelabel: bool = False, force: bool = False) -> bool:
         """Predict images in the background; with `prelabel`, unlabelled ones get the
         prediction written as their mask (status predicted)."""
-        self.follow_active_model()
         if self.session is None or self.cache is None or self.model_path is None:
             self.message.emit("open a model first (Model > Open model...)")
             return False
@@ -394,13 +404,16 @@ class LoopController(QObject):
     def effort_summary(self) -> EffortSummary | None:
         return None if self.effort is None else self.effort.summary()
 
-    # -- session signals ------------------------------------------------------------------------------
-    def _on_session_image_opened(self, _image_id: str) -> None:
-        self.follow_active_model()
+    # -- workspace signals ----------------------------------------------------------------------------
+    def _on_workspace_project_changed(self, _project: Project | None) -> None:
+        assert self._workspace is not None
+        self.attach(self._workspace.session, self._workspace.active_model)
+
+    def _on_workspace_image_opened(self, _image_id: str) -> None:
         self.refresh_layers()
         self.effort_changed.emit()  # the meter names the open image's share
 
-    def _on_session_edited(self, image_id: str) -> None:
+    def _on_workspace_image_edited(self, image_id: str) -> None:
         if self.show_disagreement and self.session is not None and image_id == self.session.current_id:
             self._refresh_timer.start()
 
@@ -421,10 +434,10 @@ class LoopController(QObject):
             self.effort.record(image_id, mask)
             self.effort_changed.emit()
 
-    def _on_session_saved(self, image_id: str) -> None:
+    def _on_workspace_mask_saved(self, image_id: str) -> None:
         self._record_effort(image_id)
 
-    def _on_session_status_changed(self, image_id: str, status: str) -> None:
+    def _on_workspace_status_changed(self, image_id: str, status: str) -> None:
         if status in TRAINING_STATUSES:  # confirmed, maybe without a new save
             self._record_effort(image_id)
         self.queue_changed.emit()
