@@ -128,7 +128,9 @@ class DatasetDelegate(QStyledItemDelegate):
         self.thumb = thumb
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        return QSize(200, self.thumb.height() + 8)
+        # As narrow as a thumbnail and a few letters: the name is elided to the list's width
+        # (full name and path in the tooltip), so the list never scrolls sideways.
+        return QSize(self.thumb.width() + 64, self.thumb.height() + 8)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         painter.save()
@@ -203,6 +205,8 @@ class DatasetDock(QDockWidget):
         self.view.setModel(self.proxy)
         self.view.setItemDelegate(DatasetDelegate(self.thumbnails.size))
         self.view.setUniformItemSizes(True)
+        self.view.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         self.view.setSelectionMode(QListView.SelectionMode.SingleSelection)
         layout.addWidget(self.view, 1)
         self.counts = QLabel(body)
