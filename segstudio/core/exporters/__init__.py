@@ -16,10 +16,10 @@ from segstudio.core.exporters.common import (
     DEFAULT_STATUSES,
     ExportReport,
     ExportRun,
-    ProgressCallback,
     prepare_out,
     select_records,
 )
+from segstudio.core.progress import ProgressCallback
 from segstudio.core.project import Project
 
 FORMATS = ("masks", "color", "overlay", "voc", "coco", "cityscapes")

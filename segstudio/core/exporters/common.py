@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -13,13 +13,13 @@ from PIL import Image
 from segstudio.core.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import ExportError, SegstudioError
+from segstudio.core.progress import ProgressCallback
 from segstudio.core.project import SPLITS, ImageRecord, Project, check_split, check_status
 from segstudio.core.vocabulary import TRAINING_STATUSES
 
 DEFAULT_STATUSES = TRAINING_STATUSES  # confirmed masks; add "predicted" to export proposals too
 CLASSES_FILE = "classes.json"
 
-ProgressCallback = Callable[[int, int], None]
 
 
 @dataclass(frozen=True)
@@ -71,7 +71,7 @@ class ExportRun:
             yield record, mask
             self.done.append(record)
             if self.progress is not None:
-                self.progress(index + 1, len(self.records))
+                self.progress(index + 1, len(self.records), record.id)
 
     def report(self) -> ExportReport:
         counts = {s: sum(1 for r in self.done if r.split == s) for s in SPLITS}

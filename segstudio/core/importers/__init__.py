@@ -20,7 +20,8 @@ from segstudio.core.importers.base import (
     Skip,
     SourceMask,
 )
-from segstudio.core.importers.driver import ProgressCallback, run_import
+from segstudio.core.importers.driver import run_import
+from segstudio.core.progress import ProgressCallback
 
 FORMATS = ("folders", "images", "voc", "cityscapes", "coco", "labelme")
 

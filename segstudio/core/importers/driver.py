@@ -29,12 +29,12 @@ from segstudio.core.importers.base import (
     Skip,
     SourceMask,
 )
+from segstudio.core.progress import UNKNOWN_TOTAL, ProgressCallback
 from segstudio.core.project import MANIFEST_NAME, SPLITS, Project, check_split, project_transaction
 
 log = logging.getLogger(__name__)
 
 Scanner = Callable[[ImportOptions, "ClassTable | None"], DatasetSource]
-ProgressCallback = Callable[[int, str], None]
 
 # Threads that read images and masks ahead of the writer (decoding releases the GIL).
 READ_WORKERS = 4
@@ -185,7 +185,7 @@ class _ImportRun:
                 self._undo_files(mark)
                 self._skip(entry.source, _reason(exc, entry.source))
             if self.progress is not None:
-                self.progress(self.images + len(self.skipped), str(entry.source))
+                self.progress(self.images + len(self.skipped), UNKNOWN_TOTAL, str(entry.source))
 
     def _skip(self, path: Path, reason: str) -> None:
         if self.options.strict:

@@ -29,6 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio.core.errors import SegstudioError
+from segstudio.core.progress import ProgressCallback
 from segstudio.core.project import SPLITS, STATUSES, Project
 from segstudio.core.vocabulary import TRAINING_STATUSES
 
@@ -39,13 +40,13 @@ DATASET_FORMATS = ("masks", "color", "overlay", "voc", "coco", "cityscapes")  # 
 class _JobSignals(QObject):
     done = Signal(object)
     failed = Signal(str)
-    progress = Signal(int, int)
+    progress = Signal(int, int, str)  # done, total, item: core.progress
 
 
 class CallJob(QRunnable):
     """Run `fn(progress)` on a pool thread; its result or error comes back as a signal."""
 
-    def __init__(self, fn: Callable[[Callable[[int, int], None]], Any]) -> None:
+    def __init__(self, fn: Callable[[ProgressCallback], Any]) -> None:
         super().__init__()
         self.setAutoDelete(False)
         self.signals = _JobSignals()
@@ -110,7 +111,7 @@ class _JobDialog(QDialog):
         self.job.signals.progress.connect(self._on_job_progress)
         QThreadPool.globalInstance().start(self.job)
 
-    def _on_job_progress(self, done: int, total: int) -> None:
+    def _on_job_progress(self, done: int, total: int, _item: str) -> None:
         self.progress.setRange(0, max(total, 1))
         self.progress.setValue(done)
 
@@ -131,7 +132,7 @@ class _JobDialog(QDialog):
     def wait(self, msecs: int = 60000) -> bool:
         return QThreadPool.globalInstance().waitForDone(msecs)
 
-    def make_job(self) -> Callable[[Callable[[int, int], None]], Any] | None:
+    def make_job(self) -> Callable[[ProgressCallback], Any] | None:
         raise NotImplementedError
 
     def describe(self, result: Any) -> str:
@@ -174,14 +175,14 @@ class ExportModelDialog(_JobDialog):
         if folder:
             self.out_edit.setText(folder)
 
-    def make_job(self) -> Callable[[Callable[[int, int], None]], Any] | None:
+    def make_job(self) -> Callable[[ProgressCallback], Any] | None:
         source, out = self.model_edit.text().strip(), self.out_edit.text().strip()
         if not source or not out:
             self.report.setPlainText("Choose a model and a folder to export into.")
             return None
         fmt, bundle = str(self.format_combo.currentData()), self.bundle_check.isChecked()
 
-        def work(_progress: Callable[[int, int], None]) -> Any:
+        def work(_progress: ProgressCallback) -> Any:
             from segstudio.engine.export import export_model
 
             return export_model(Path(source), fmt, Path(out), bundle=bundle)
@@ -244,14 +245,14 @@ class ExportDatasetDialog(_JobDialog):
     def statuses(self) -> tuple[str, ...]:
         return tuple(s for s, box in self.status_checks.items() if box.isChecked())
 
-    def make_job(self) -> Callable[[Callable[[int, int], None]], Any] | None:
+    def make_job(self) -> Callable[[ProgressCallback], Any] | None:
         statuses, out = self.statuses(), self.out_edit.text().strip()
         if not statuses or not out:
             self.report.setPlainText("Tick at least one status and choose a folder.")
             return None
         fmt, split, project = str(self.format_combo.currentData()), self.split_combo.currentData(), self.project
 
-        def work(progress: Callable[[int, int], None]) -> Any:
+        def work(progress: ProgressCallback) -> Any:
             from segstudio.core.exporters import export_project
 
             return export_project(project, fmt, Path(out), split=split, statuses=statuses, progress=progress)

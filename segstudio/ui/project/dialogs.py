@@ -26,16 +26,17 @@ from PySide6.QtWidgets import (
 
 from segstudio.core.classes import ClassTable, load_class_file, parse_labels
 from segstudio.core.importers import FORMATS, ImportOptions, ImportReport, import_dataset
+from segstudio.core.progress import ProgressCallback
 from segstudio.core.project import SPLITS, Project
 
 
 class _JobSignals(QObject):
-    progress = Signal(int, str)
+    progress = Signal(int, int, str)  # done, total (0: unknown), item: core.progress
     finished = Signal(object, object)  # result, exception
 
 
 class _Job(QRunnable):
-    def __init__(self, fn: Callable[[Callable[[int, str], None]], Any]) -> None:
+    def __init__(self, fn: Callable[[ProgressCallback], Any]) -> None:
         super().__init__()
         self.signals = _JobSignals()
         self._fn = fn
@@ -59,8 +60,8 @@ class _Waiter(QObject):
         self._dialog = dialog
         self._title = title
 
-    @Slot(int, str)
-    def on_progress(self, count: int, name: str) -> None:
+    @Slot(int, int, str)
+    def on_progress(self, count: int, _total: int, name: str) -> None:
         self._dialog.setLabelText(f"{self._title}\n{count}: {name}")
 
     @Slot(object, object)
@@ -69,7 +70,7 @@ class _Waiter(QObject):
         self.loop.quit()
 
 
-def run_job(parent: QWidget | None, title: str, fn: Callable[[Callable[[int, str], None]], Any]) -> Any:
+def run_job(parent: QWidget | None, title: str, fn: Callable[[ProgressCallback], Any]) -> Any:
     """Run `fn(progress)` on the thread pool behind a busy dialog; return its result or raise."""
     progress = QProgressDialog(title, "", 0, 0, parent)
     progress.setCancelButton(None)
@@ -152,7 +153,7 @@ class NewProjectDialog(QDialog):
 
 
 def create_project_from_folder(images: Path, root: Path, classes: ClassTable, copy: bool,
-                               progress: Callable[[int, str], None] | None = None) -> ImportReport:
+                               progress: ProgressCallback | None = None) -> ImportReport:
     """Create the project, then import the folder's images with the `images` importer."""
     Project.create(root, classes)
     return import_dataset(root, "images", ImportOptions(sources=(images,), copy=copy), progress)
