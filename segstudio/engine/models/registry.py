@@ -173,10 +173,11 @@ def create_model(spec: ModelSpec, warnings: list[str] | None = None) -> nn.Modul
         model = _build_fcn(spec, notes)
     if spec.pretrained not in (None, "imagenet"):
         load_encoder_weights(model, Path(str(spec.pretrained)), notes)
-    for note in notes:
-        log.warning("%s", note)
     if warnings is not None:
-        warnings.extend(notes)
+        warnings.extend(notes)  # the caller reports them (the trainer as warning events)
+    else:
+        for note in notes:
+            log.warning("%s", note)
     model.segstudio_warnings = tuple(notes)  # type: ignore[assignment]
     return model
 
