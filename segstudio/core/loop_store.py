@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from segstudio.core.atomic import atomic_write_json
+from segstudio.core.atomic import atomic_write_bytes, atomic_write_json
 from segstudio.core.loop import ImageScore, Prediction, corrected_pixels
 
 CACHE_DIR = ".cache"
@@ -46,6 +46,14 @@ def _safe_name(image_id: str) -> str:
     if all(c.isalnum() or c in "-_.~" for c in image_id) and not image_id.startswith("."):
         return image_id
     return "id-" + hashlib.sha1(image_id.encode()).hexdigest()[:20]
+
+
+def _write_png(target: Path, array: np.ndarray) -> None:
+    """A fast-compressed PNG (cheap to write and read back), written atomically."""
+    ok, data = cv2.imencode(".png", np.ascontiguousarray(array), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    if not ok:
+        raise OSError(f"cannot encode {target.name} as PNG")
+    atomic_write_bytes(target, data.tobytes())
 
 
 class PredictionCache:
@@ -102,11 +110,7 @@ class PredictionCache:
         self.folder.mkdir(parents=True, exist_ok=True)
         maps = np.dstack([compact.max_prob, compact.entropy, compact.margin])
         for suffix, array in ((".maps.png", maps), (".labels.png", compact.labels)):
-            target = self.path(image_id, suffix)
-            temp = target.with_name(target.name + ".tmp.png")
-            if not cv2.imwrite(str(temp), array, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-                raise OSError(f"cannot write {temp}")
-            os.replace(temp, target)
+            _write_png(self.path(image_id, suffix), array)
         self._write_meta(compact.num_classes)
         self._remember(image_id, compact)
         scores = self.scores()
@@ -279,12 +283,7 @@ class EffortTracker:
             # hand labels made before the model's first write are scratch work too
             self._carried[image_id] = int(np.count_nonzero(np.asarray(before) != self.unlabeled_id))
         self.folder.mkdir(parents=True, exist_ok=True)
-        target = self._baseline_path(image_id)
-        temp = target.with_name(target.name + ".tmp.png")
-        if not cv2.imwrite(str(temp), np.ascontiguousarray(after, dtype=np.uint8),
-                           [cv2.IMWRITE_PNG_COMPRESSION, 1]):
-            raise OSError(f"cannot write {temp}")
-        os.replace(temp, target)
+        _write_png(self._baseline_path(image_id), np.asarray(after, dtype=np.uint8))
         self._save()  # the carried count; the entry itself waits for the user's save
 
     def record(self, image_id: str, mask: np.ndarray) -> EffortEntry:

@@ -294,3 +294,22 @@ def test_effort_counts_exactly_the_changed_pixels(tmp_path: Path, camvid_pair: t
     assert reopened.entries == tracker.entries
     edited[301, 0] = (edited[301, 0] + 1) % 11
     assert reopened.record("a", edited).changed == 305
+
+
+def test_effort_baseline_write_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A baseline write that fails at the rename leaves the previous baseline and no stray file."""
+    tracker = EffortTracker(tmp_path, unlabeled_id=255)
+    first = np.arange(30, dtype=np.uint8).reshape(5, 6)
+    tracker.model_wrote("a", np.full((5, 6), 255, np.uint8), first)
+    np.testing.assert_array_equal(tracker.baseline("a"), first)
+    before = sorted(p.name for p in tracker.folder.iterdir())
+
+    def refuse(*_args: object) -> None:
+        raise OSError("disk full")
+
+    monkeypatch.setattr("os.replace", refuse)
+    with pytest.raises(OSError, match="disk full"):
+        tracker.model_wrote("a", first, first + 1)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(tracker.baseline("a"), first)
+    assert sorted(p.name for p in tracker.folder.iterdir()) == before
