@@ -12,6 +12,8 @@ from dataclasses import dataclass
 from PySide6.QtGui import QAction, QActionGroup, QKeySequence
 from PySide6.QtWidgets import QMenu, QMenuBar, QWidget
 
+from segstudio.ui.theme import apply_icons
+
 StandardKey = QKeySequence.StandardKey
 
 
@@ -119,6 +121,7 @@ class Actions:
             action.setData(number - 1)
         self["toggle_overlay"].setChecked(True)
         self["protect"].setIconText("Protect")
+        apply_icons(self._actions.values())
 
     def _add(self, spec: ActionSpec) -> QAction:
         action = QAction(spec.text, self._parent)
@@ -127,10 +130,12 @@ class Actions:
         keys = [QKeySequence(k) for k in spec.shortcuts]
         if keys:
             action.setShortcuts(keys)
-        tip = spec.tip
+        # The tooltip names the action and its key, then says what it does: an icon-only
+        # tool button is otherwise a riddle.
+        title = spec.text.replace("&", "").removesuffix("...")
         if keys:
-            tip = f"{tip} ({keys[0].toString(QKeySequence.SequenceFormat.NativeText)})"
-        action.setToolTip(tip)
+            title = f"{title} ({keys[0].toString(QKeySequence.SequenceFormat.NativeText)})"
+        action.setToolTip(f"<b>{title}</b><br>{spec.tip}" if spec.tip else f"<b>{title}</b>")
         action.setStatusTip(spec.tip)
         action.setCheckable(spec.checkable)
         self._parent.addAction(action)  # shortcuts work even while a menu is hidden

@@ -11,6 +11,7 @@ from PySide6.QtWidgets import QApplication
 from segstudio import __version__
 from segstudio.ui.resources import app_icon, style_sheet
 from segstudio.ui.settings import APPLICATION, ORGANIZATION
+from segstudio.ui.theme import apply_theme, follow_system_theme
 
 if TYPE_CHECKING:
     from segstudio.ui.main_window import MainWindow
@@ -25,6 +26,8 @@ def create_app(argv: list[str] | None = None) -> QApplication:
         QApplication.setApplicationVersion(__version__)
         QApplication.setDesktopFileName("segstudio")
         app = QApplication(argv if argv is not None else sys.argv[:1])
+        apply_theme(app)
+        follow_system_theme(app)
         app.setWindowIcon(app_icon())
         sheet = style_sheet()
         if sheet:

@@ -23,6 +23,7 @@ from PySide6.QtGui import QImage, QPainter
 
 from segstudio.core.classes import ClassTable
 from segstudio.core.region import Region
+from segstudio.ui.qimages import wrap_array
 
 TILE = 512
 MAX_LEVEL = 6
@@ -76,7 +77,7 @@ class TiledLayer:
         if tile is None:
             region = self._tile_region(*key)
             buffer = np.zeros(region.shape, dtype=np.uint32)
-            image = QImage(buffer.data, region.width, region.height, region.width * 4, self._format)
+            image = wrap_array(buffer, self._format)  # renders write into `buffer` in place
             tile = _Tile(region, buffer, image)
             self._tiles[key] = tile
         else:
@@ -390,7 +391,7 @@ class RgbaLayer:
             raise ValueError(f"an extra layer must be HxWx4 uint8 RGBA, got {rgba.dtype} {rgba.shape}")
         self._array = np.ascontiguousarray(rgba)
         h, w = self._array.shape[:2]
-        wrapped = QImage(self._array.data, w, h, w * 4, QImage.Format.Format_RGBA8888)
+        wrapped = wrap_array(self._array, QImage.Format.Format_RGBA8888)
         # Premultiplied ARGB32 is what the raster painter blends fastest.
         self.image = wrapped.convertToFormat(QImage.Format.Format_ARGB32_Premultiplied)
         self.height, self.width = h, w

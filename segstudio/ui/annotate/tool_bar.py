@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QLabel, QSlider, QSpinBox, QToolBar, QWidget
 
 from segstudio.ui.actions import Actions
 
 MAX_BRUSH = 500
+# The everyday actions shown before the tools (each has an icon; the menus have them all).
+FILE_ACTIONS = ("save", "undo", "redo", "zoom_fit")
 
 
 class ToolBar(QToolBar):
@@ -21,7 +23,11 @@ class ToolBar(QToolBar):
         super().__init__("Tools", parent)
         self.setObjectName("tool_bar")
         self.setMovable(False)
-        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        self.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonIconOnly)
+        self.setIconSize(QSize(20, 20))
+        for name in FILE_ACTIONS:
+            self.addAction(actions[name])
+        self.addSeparator()
         for action in actions.tool_actions():
             self.addAction(action)
         self.addSeparator()

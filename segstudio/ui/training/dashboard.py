@@ -32,6 +32,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.ui.qimages import rgb_qimage
 from segstudio.ui.training.plots import (
     ClassBars,
     ClassTable,
@@ -92,9 +93,7 @@ class _ImageLoader(QObject):
 def _to_qimage(pixels: np.ndarray | None) -> QImage:
     if pixels is None:
         return QImage()
-    height, width = pixels.shape[:2]
-    pixels = np.ascontiguousarray(pixels)
-    return QImage(pixels.data, width, height, 3 * width, QImage.Format.Format_RGB888).copy()
+    return rgb_qimage(pixels)
 
 
 class PreviewStrip(QWidget):
