@@ -27,7 +27,8 @@ def make_plot(title: str, y_label: str, y_range: tuple[float, float] | None = No
               parent: QWidget | None = None, log_y: bool = False, legend: bool = True) -> pg.PlotWidget:
     """An epoch plot. Losses use a log axis: a val loss that spikes early would otherwise
     flatten the train loss into a line at zero."""
-    plot = pg.PlotWidget(parent=parent)
+    axes = {"left": LogAxis(orientation="left")} if log_y else None
+    plot = pg.PlotWidget(parent=parent, axisItems=axes)
     plot.setTitle(title, size="10pt")
     plot.setLabel("bottom", "epoch")
     plot.setLabel("left", y_label)
@@ -43,6 +44,43 @@ def make_plot(title: str, y_label: str, y_range: tuple[float, float] | None = No
         plot.setYRange(*y_range, padding=0.02)
     plot.setMinimumHeight(150)
     return plot
+
+
+class LogAxis(pg.AxisItem):
+    """A log axis whose labels never collide: 1-2-5 steps per decade, thinned to what the
+    axis length holds, printed as plain numbers (0.2, 0.5, 1, 2) rather than exponents."""
+
+    MIN_LABEL_PX = 22  # a label's height and some air
+
+    def tickValues(self, minVal: float, maxVal: float, size: float) -> list[tuple[float, list[float]]]:  # noqa: N802, N803
+        if not self.logMode:
+            return super().tickValues(minVal, maxVal, size)
+        return [(1.0, log_ticks(minVal, maxVal, size, self.MIN_LABEL_PX))]
+
+    def tickStrings(self, values: list[float], scale: float, spacing: float) -> list[str]:  # noqa: N802
+        if not self.logMode:
+            return super().tickStrings(values, scale, spacing)
+        return [f"{10 ** value:.3g}" for value in values]
+
+
+def log_ticks(low: float, high: float, length_px: float, min_gap_px: float) -> list[float]:
+    """log10 positions of 1-2-5 ticks between `low` and `high` (log10 values) at least
+    `min_gap_px` apart on an axis `length_px` long; at least the two ends' decades."""
+    if not (math.isfinite(low) and math.isfinite(high)) or high <= low or length_px <= 0:
+        return []
+    px_per_unit = length_px / (high - low)
+    for mantissas in ((1, 2, 5), (1, 3), (1,)):
+        for every in (1, 2, 3, 5, 10):
+            ticks = [math.log10(m) + decade
+                     for decade in range(math.floor(low), math.ceil(high) + 1) if decade % every == 0
+                     for m in mantissas if low <= math.log10(m) + decade <= high]
+            gaps = [(b - a) * px_per_unit for a, b in zip(ticks, ticks[1:])]
+            if len(ticks) >= 2 and min(gaps) >= min_gap_px:
+                return ticks
+            if len(ticks) < 2:
+                break  # thinning further only loses ticks
+    # Less than one 1-2-5 step fits in the range: label its two ends.
+    return [low, high] if (high - low) * px_per_unit >= min_gap_px else [low]
 
 
 def set_epoch_ticks(plot: pg.PlotWidget, last_epoch: int) -> None:
