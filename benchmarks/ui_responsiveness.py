@@ -24,6 +24,7 @@ import os
 import shutil
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -37,7 +38,6 @@ from PySide6.QtWidgets import QApplication  # noqa: E402
 import segstudio.ui  # noqa: E402,F401  (applies the Qt compatibility guard first)
 from segstudio.core.classes import load_class_file  # noqa: E402
 from segstudio.core.project import Project  # noqa: E402
-from segstudio.ui.training.recipe import TrainOptions  # noqa: E402
 
 CAMVID = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "camvid"
 LEFT = Qt.MouseButton.LeftButton
@@ -136,7 +136,7 @@ def main() -> None:
         panel.advanced.setChecked(True)
         defaults = panel.default_options()
         # The one-click CPU recipe, minus the ImageNet download (this machine is offline).
-        panel.advanced.load(TrainOptions(**{**defaults.__dict__, "pretrained": "none", "epochs": 200}))
+        panel.advanced.load(replace(defaults, pretrained=None, epochs=200))
         print(f"warm_child_waiting={controller.process.is_warm()}")
         pressed = time.monotonic()
         panel.train_button.click()

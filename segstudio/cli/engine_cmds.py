@@ -20,39 +20,17 @@ from typing import Any, TextIO
 
 from segstudio.core.errors import SegstudioError, TrainingError
 
-TRAIN_OVERRIDES_ON_RESUME = ("epochs", "max_minutes", "device", "workers", "amp", "patience", "refresh_data")
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    from segstudio.engine.config import CLASS_WEIGHTS, LOSSES, PRESETS, SCHEDULES
+    from segstudio.engine.config import AMP_MODES, add_train_arguments
 
     train = subparsers.add_parser(
         "train", help="train a segmentation model on the project's labelled images",
         description="Train (fine-tune) a model. Every option has a default chosen for the machine, "
                     "so 'segstudio train PROJECT' alone is a sound recipe.")
     train.add_argument("project", type=Path, help="project folder")
-    train.add_argument("--arch", help="architecture (default unet)")
-    train.add_argument("--encoder", help="encoder (default resnet34 on a GPU, resnet18 on a CPU)")
-    train.add_argument("--pretrained", help="encoder weights: imagenet (default), none, or a weights file")
-    train.add_argument("--epochs", type=int, help="epochs (default: from the dataset size)")
-    train.add_argument("--batch-size", type=int, help="images per step (default 16 on a GPU, 8 on a CPU)")
-    train.add_argument("--lr", type=float, help="peak learning rate of AdamW (default 5e-4)")
-    train.add_argument("--schedule", choices=SCHEDULES, help="learning-rate schedule (default cosine)")
-    train.add_argument("--crop-size", type=int, help="training crop in pixels (default 512 GPU / 256 CPU)")
-    train.add_argument("--loss", choices=LOSSES, help="loss (default ce_dice)")
-    train.add_argument("--augment", choices=PRESETS, help="augmentation preset (default standard)")
-    train.add_argument("--class-weights", choices=CLASS_WEIGHTS, help="class weighting of the loss (default none)")
-    train.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), help="mixed precision (default auto)")
-    train.add_argument("--device", help="auto (default), cuda, cuda:N, mps or cpu")
-    train.add_argument("--workers", type=int, help="data loader processes (default: from the machine)")
-    train.add_argument("--max-minutes", type=float, help="stop (and finish properly) after this long")
-    train.add_argument("--patience", type=int, help="early stopping: epochs without val mIoU gain (0 = off)")
-    train.add_argument("--resume", metavar="RUN", help="continue a run (its id under PROJECT/runs, or its folder)")
+    add_train_arguments(train)  # one option per TrainConfig field (engine/config.py)
     train.add_argument("--events", choices=("jsonl",), help="write JSON-lines events to stdout (for the app)")
-    train.add_argument("--seed", type=int, help="random seed (default 0)")
-    train.add_argument("--run-name", help="name of the run folder (default: time and model)")
-    train.add_argument("--refresh-data", action="store_true", default=None,
-                       help="at each epoch, also train on masks labelled or changed since the run started")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(
@@ -63,7 +41,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--split", choices=("val", "test", "train"), default="val")
     evaluate.add_argument("--json", action="store_true", help="print the figures as JSON")
     evaluate.add_argument("--device", default="auto")
-    evaluate.add_argument("--amp", choices=("auto", "bf16", "fp16", "off"), default="auto")
+    evaluate.add_argument("--amp", choices=AMP_MODES, default="auto")
     evaluate.add_argument("--batch-size", type=int, help="images per batch (default: the trainer's)")
     evaluate.set_defaults(func=run_eval)
 
@@ -94,21 +72,17 @@ def _claim_stdout_for_events() -> TextIO:
 
 def _train_config(args: argparse.Namespace) -> Any:
     from segstudio.engine.checkpoint import read_config, resolve_run_dir
-    from segstudio.engine.config import TrainConfig
+    from segstudio.engine.config import RESUME_OVERRIDES, TrainConfig, given_options
 
-    names = ("arch", "encoder", "pretrained", "epochs", "batch_size", "lr", "schedule", "crop_size", "loss",
-             "augment", "class_weights", "amp", "device", "workers", "max_minutes", "patience", "seed",
-             "run_name", "refresh_data")
-    given = {name: getattr(args, name) for name in names if getattr(args, name) is not None}
-    if given.get("pretrained", "").lower() == "none":
-        given["pretrained"] = None
+    given = given_options(args)
+    given.pop("resume", None)
     if args.resume:
         run_dir = resolve_run_dir(args.project, args.resume)
         saved = read_config(run_dir)
-        ignored = sorted(set(given) - set(TRAIN_OVERRIDES_ON_RESUME))
+        ignored = sorted(set(given) - set(RESUME_OVERRIDES))
         if ignored:
             print(f"resuming: the run's own settings are kept for {', '.join(ignored)}", file=sys.stderr)
-        saved.update({k: v for k, v in given.items() if k in TRAIN_OVERRIDES_ON_RESUME})
+        saved.update({k: v for k, v in given.items() if k in RESUME_OVERRIDES})
         saved["resume"] = str(run_dir)
         return TrainConfig.from_dict(saved)
     return TrainConfig(**given)

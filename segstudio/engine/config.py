@@ -1,62 +1,79 @@
-"""Training settings: what the user chose, and the defaults that depend on the machine.
+"""Training settings, defined once: each `TrainConfig` field carries its command-line form.
 
-Every field left None is filled by `resolve_config` for the device and the data, so a bare
-`segstudio train PROJECT` is a sound recipe: on a GPU a U-Net with a ResNet-34 encoder,
-mixed precision, 512 px crops (the whole image when smaller), batches of 16; on a CPU a
-ResNet-18 encoder, 256 px crops, batches of 8; epochs from the dataset size.
+A field's metadata holds its help text, choices and how its default reads, so the
+`segstudio train` parser (`add_train_arguments`), the app's child command line
+(`config_to_argv`) and the config itself can never disagree: the flag is the field name
+with dashes (`batch_size` -> `--batch-size`). Every field left None is filled by
+`resolve_config` from the one-click recipe (engine/recipe.py) for the device and the data,
+so a bare `segstudio train PROJECT` is a sound recipe. Nothing here imports torch, so
+building the CLI parser (every `segstudio` command) stays fast.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, fields, replace
+import argparse
+from dataclasses import Field, asdict, dataclass, field, fields, replace
 from typing import Any
 
 from segstudio.core.errors import TrainingError
 
-# The option choices live here, free of torch and albumentations, so that building the CLI
-# parser (every `segstudio` command) stays fast.
 PRESETS = ("none", "light", "standard", "strong")
 LOSSES = ("ce", "dice", "ce_dice", "focal", "lovasz")
 SCHEDULES = ("cosine", "onecycle")
 CLASS_WEIGHTS = ("none", "median_frequency")
-# Total optimiser steps a default run aims at (epochs = steps * batch / images).
-TARGET_STEPS_GPU = 3000
-TARGET_STEPS_CPU = 600
+AMP_MODES = ("auto", "bf16", "fp16", "off")
+_TYPES: dict[str, type] = {"int": int, "float": float, "str": str, "bool": bool}
+
+
+def option(default: Any, help: str, *, choices: tuple[str, ...] = (), default_text: str | None = None,  # noqa: A002
+           noun: str | None = None, metavar: str | None = None, none_word: str | None = None,
+           on_resume: bool = False) -> Any:
+    """A TrainConfig field with its command-line form. `default_text` says what None means;
+    `noun` names the option in validation errors; `none_word` is how None is spelled on the
+    command line; `on_resume` lets the option change when a run is resumed."""
+    return field(default=default, metadata={
+        "help": help, "choices": choices, "default_text": default_text, "noun": noun, "metavar": metavar,
+        "none_word": none_word, "on_resume": on_resume})
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    arch: str = "unet"
-    encoder: str | None = None
-    pretrained: str | None = "imagenet"
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float = 5e-4
-    weight_decay: float = 1e-4
-    schedule: str = "cosine"
-    warmup_epochs: float = 1.0
-    grad_clip: float = 1.0
-    crop_size: int | None = None
-    loss: str = "ce_dice"
-    augment: str = "standard"
-    class_weights: str = "none"
-    amp: str = "auto"
-    channels_last: bool | None = None
-    device: str = "auto"
-    workers: int | None = None
-    max_minutes: float | None = None
-    patience: int | None = None
-    seed: int = 0
-    run_name: str | None = None
-    cache_mb: float = 3072.0
-    val_batch_size: int | None = None
-    preview_images: int = 4
-    checkpoint_every_s: float = 120.0
-    resume: str | None = None
+    arch: str = option("unet", "architecture")
+    encoder: str | None = option(None, "encoder", default_text="resnet34 on a GPU, resnet18 on a CPU")
+    pretrained: str | None = option("imagenet", "encoder weights: imagenet, none, or a weights file",
+                                    none_word="none")
+    epochs: int | None = option(None, "epochs", default_text="from the dataset size", on_resume=True)
+    batch_size: int | None = option(None, "images per step",
+                                    default_text="fitted to the GPU's memory, 8 on a CPU")
+    lr: float = option(5e-4, "peak learning rate of AdamW")
+    weight_decay: float = option(1e-4, "AdamW weight decay")
+    schedule: str = option("cosine", "learning-rate schedule", choices=SCHEDULES, noun="schedule")
+    warmup_epochs: float = option(1.0, "epochs of linear learning-rate warm-up")
+    grad_clip: float = option(1.0, "clip the gradient norm to this (0 = off)")
+    crop_size: int | None = option(None, "training crop in pixels", default_text="512 GPU / 256 CPU")
+    loss: str = option("ce_dice", "loss", choices=LOSSES, noun="loss")
+    augment: str = option("standard", "augmentation preset", choices=PRESETS, noun="augmentation")
+    class_weights: str = option("none", "class weighting of the loss", choices=CLASS_WEIGHTS,
+                                noun="class weighting")
+    amp: str = option("auto", "mixed precision", choices=AMP_MODES, on_resume=True)
+    channels_last: bool | None = option(None, "channels-last memory layout", default_text="on with CUDA")
+    device: str = option("auto", "device: auto, cuda, cuda:N, mps or cpu", on_resume=True)
+    workers: int | None = option(None, "data loader processes", default_text="from the machine", on_resume=True)
+    max_minutes: float | None = option(None, "stop (and finish properly) after this long", default_text="no limit",
+                                       on_resume=True)
+    patience: int | None = option(None, "early stopping: epochs without val mIoU gain (0 = off)",
+                                  default_text="a quarter of the epochs, at least 10", on_resume=True)
+    seed: int = option(0, "random seed")
+    run_name: str | None = option(None, "name of the run folder", default_text="time and model")
+    cache_mb: float = option(3072.0, "memory in MB for decoded images kept between epochs")
+    val_batch_size: int | None = option(None, "images per validation batch", default_text="the batch size")
+    preview_images: int = option(4, "validation images drawn as previews after each validation")
+    checkpoint_every_s: float = option(120.0, "seconds between 'last' checkpoints")
+    resume: str | None = option(None, "continue a run (its id under PROJECT/runs, or its folder)", metavar="RUN")
     # Re-read the project at each epoch start and train on masks saved since (the app's
     # 'use new labels from the next epoch'); validation images stay fixed for comparable curves.
-    refresh_data: bool = False
+    refresh_data: bool = option(False, "at each epoch, also train on masks labelled or changed since the run "
+                                       "started", on_resume=True)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -68,11 +85,6 @@ class TrainConfig:
 
     def validate(self) -> None:
         checks = [
-            (self.loss in LOSSES, f"unknown loss '{self.loss}'; use one of {', '.join(LOSSES)}"),
-            (self.augment in PRESETS, f"unknown augmentation '{self.augment}'; use one of {', '.join(PRESETS)}"),
-            (self.schedule in SCHEDULES, f"unknown schedule '{self.schedule}'; use one of {', '.join(SCHEDULES)}"),
-            (self.class_weights in CLASS_WEIGHTS,
-             f"unknown class weighting '{self.class_weights}'; use one of {', '.join(CLASS_WEIGHTS)}"),
             (self.lr > 0, f"--lr must be positive, got {self.lr}"),
             (self.epochs is None or self.epochs >= 1, f"--epochs must be 1 or more, got {self.epochs}"),
             (self.batch_size is None or self.batch_size >= 1, f"--batch-size must be 1 or more, got {self.batch_size}"),
@@ -80,34 +92,104 @@ class TrainConfig:
             (self.workers is None or self.workers >= 0, f"--workers must be 0 or more, got {self.workers}"),
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
         ]
+        for spec in fields(self):
+            choices, noun = spec.metadata["choices"], spec.metadata["noun"]
+            value = getattr(self, spec.name)
+            if noun and value not in choices:
+                checks.insert(0, (False, f"unknown {noun} '{value}'; use one of {', '.join(choices)}"))
         for ok, message in checks:
             if not ok:
                 raise TrainingError(message)
 
 
+RESUME_OVERRIDES = tuple(f.name for f in fields(TrainConfig) if f.metadata["on_resume"])
+
+
+# -- the command-line form --------------------------------------------------------------------
+def flag(spec: Field[Any]) -> str:
+    return "--" + spec.name.replace("_", "-")
+
+
+def _value_type(spec: Field[Any]) -> type:
+    return _TYPES[str(spec.type).split("|")[0].strip()]
+
+
+def _help(spec: Field[Any]) -> str:
+    meta = spec.metadata
+    default = meta["default_text"] or (None if spec.default is None else spec.default)
+    if isinstance(default, float):
+        default = f"{default:g}"
+    return meta["help"] if default is None or isinstance(default, bool) else f"{meta['help']} (default {default})"
+
+
+def add_train_arguments(parser: argparse.ArgumentParser) -> None:
+    """One option per TrainConfig field; an option not given stays None (the field's default)."""
+    for spec in fields(TrainConfig):
+        meta = spec.metadata
+        if _value_type(spec) is bool:
+            parser.add_argument(flag(spec), action=argparse.BooleanOptionalAction, default=None, help=_help(spec))
+            continue
+        kwargs: dict[str, Any] = {"type": _value_type(spec), "default": None, "help": _help(spec)}
+        if meta["choices"]:
+            kwargs["choices"] = meta["choices"]
+        if meta["metavar"]:
+            kwargs["metavar"] = meta["metavar"]
+        parser.add_argument(flag(spec), **kwargs)
+
+
+def given_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The TrainConfig fields given on the command line, as config values."""
+    given: dict[str, Any] = {}
+    for spec in fields(TrainConfig):
+        value = getattr(args, spec.name, None)
+        if value is None:
+            continue
+        none_word = spec.metadata["none_word"]
+        given[spec.name] = None if none_word and str(value).lower() == none_word else value
+    return given
+
+
+def _text(value: Any) -> str:
+    if isinstance(value, float):
+        short = f"{value:g}"
+        return short if float(short) == value else repr(value)
+    return str(value)
+
+
+def config_to_argv(config: TrainConfig) -> list[str]:
+    """The `segstudio train` flags that rebuild `config` (fields at their default are left out)."""
+    argv: list[str] = []
+    for spec in fields(config):
+        value = getattr(config, spec.name)
+        if value == spec.default:
+            continue
+        if isinstance(value, bool):
+            argv.append(flag(spec) if value else "--no-" + flag(spec)[2:])
+        elif value is None:
+            if not spec.metadata["none_word"]:
+                raise ValueError(f"{spec.name} has no command-line spelling for None")
+            argv += [flag(spec), spec.metadata["none_word"]]
+        else:
+            argv += [flag(spec), _text(value)]
+    return argv
+
+
 def resolve_config(config: TrainConfig, device_type: str, train_images: int, world_size: int = 1,
-                   workers: int = 0) -> TrainConfig:
-    """Fill every None with the default for this device and dataset."""
-    gpu = device_type == "cuda"
-    encoder = config.encoder or ("resnet34" if gpu else "resnet18")
-    batch = config.batch_size or (16 if gpu else 8)
-    # A batch larger than the per-rank share of images would leave no full batch to train on.
-    batch = max(1, min(batch, train_images // max(1, world_size) or 1))
-    crop = config.crop_size or (512 if gpu else 256)
-    epochs = config.epochs
-    if epochs is None:
-        steps_per_epoch = max(1, train_images // (batch * world_size))
-        target = TARGET_STEPS_GPU if gpu else TARGET_STEPS_CPU
-        epochs = int(min(200, max(10, math.ceil(target / steps_per_epoch))))
-    patience = config.patience if config.patience is not None else max(10, math.ceil(epochs / 4))
+                   workers: int = 0, memory_mb: float | None = None) -> TrainConfig:
+    """Fill every None with the one-click recipe's choice for this device and dataset."""
+    from segstudio.engine.recipe import Machine, one_click
+
+    recipe = one_click(Machine(device_type, memory_mb, world_size), train_images, config)
+    epochs = recipe.epochs
+    patience = config.patience if config.patience is not None else max(10, -(-epochs // 4))
     return replace(
         config,
-        encoder=encoder,
-        batch_size=batch,
-        crop_size=crop,
+        encoder=recipe.encoder,
+        batch_size=recipe.batch_size,
+        crop_size=recipe.crop_size,
         epochs=epochs,
         patience=patience,
-        channels_last=gpu if config.channels_last is None else config.channels_last,
+        channels_last=recipe.channels_last,
         workers=workers if config.workers is None else config.workers,
-        val_batch_size=config.val_batch_size or batch,
+        val_batch_size=config.val_batch_size or recipe.batch_size,
     )

@@ -122,7 +122,10 @@ class _Run:
         self.val_store = ImageStore(data.project, data.val, data.mapping, config.cache_mb, threads)
         self.train_signature = _mask_signature(data.project, data.train)
         workers = default_workers(self.device, self.train_store.cached)
-        self.config = resolve_config(config, self.device.type, len(data.train), self.dist.world_size, workers)
+        memory = (torch.cuda.get_device_properties(self.device).total_memory / 2**20
+                  if self.device.type == "cuda" else None)
+        self.config = resolve_config(config, self.device.type, len(data.train), self.dist.world_size, workers,
+                                     memory)
 
     def emit(self, kind: str, /, **fields: Any) -> None:
         if self.dist.is_main:

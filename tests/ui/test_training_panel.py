@@ -23,6 +23,7 @@ from training_fixtures import TINY, epoch_record, make_tiny_project, masks_diges
 import segstudio.ui.resources as resources
 from segstudio.core.project import Project
 from segstudio.core.runs import list_runs, read_run
+from segstudio.engine.config import config_to_argv
 from segstudio.ui import dialogs
 from segstudio.ui.training.dashboard import Dashboard
 from segstudio.ui.training.panel import TrainingPanel
@@ -270,14 +271,14 @@ def test_panel_shows_the_device_reason_and_exposes_every_option(qtbot) -> None:
     requested: list[Any] = []
     panel.train_requested.connect(requested.append)
     panel.train_button.click()
-    args = requested[0].to_args()
+    args = config_to_argv(requested[0])
     assert args[args.index("--arch") + 1] == "segnet" and args[args.index("--loss") + 1] == "dice"
     assert args[args.index("--epochs") + 1] == "7" and args[args.index("--max-minutes") + 1] == "30"
     assert [advanced.arch.itemText(i) for i in range(advanced.arch.count())] == ["unet", "fpn", "segnet", "fcn8s"]
     assert "--refresh-data" not in args  # by default a run keeps the images it started with
     panel.live_data.setChecked(True)
     panel.train_button.click()
-    assert "--refresh-data" in requested[1].to_args()
+    assert "--refresh-data" in config_to_argv(requested[1])
 
 
 # -- the dashboard, fed recorded events ----------------------------------------------------------
@@ -397,7 +398,7 @@ def test_train_stop_resume_and_kill_from_the_window(qtbot, tmp_path: Path, monke
     assert panel.stop_button.text() == "Kill now"
     # Annotate while it winds down: paint on the canvas, mark the extra image done.
     _drag(window, [(5, 5), (20, 10), (30, 20)])
-    assert window.workspace.session.save()
+    assert window.workspace.session.save().saved
     window.workspace.session.set_status("labeled", extra.id)
     qtbot.waitUntil(lambda: not controller.is_running(), timeout=120_000)
     assert "stopped" in kinds() and "Stopped" in dashboard.headline.text()

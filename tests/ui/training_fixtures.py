@@ -13,12 +13,12 @@ import pytest
 
 from segstudio.core.classes import load_class_file
 from segstudio.core.project import Project
-from segstudio.ui.training.recipe import TrainOptions
+from segstudio.engine.config import TrainConfig
 
 CAMVID = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "camvid"
 
 # Small enough that a CPU epoch takes about a second once torch is loaded.
-TINY = TrainOptions(arch="unet", encoder="resnet18", pretrained="none", loss="ce", augment="light",
+TINY = TrainConfig(arch="unet", encoder="resnet18", pretrained="none", loss="ce", augment="light",
                     class_weights="none", lr=3e-3, epochs=2, batch_size=4, crop_size=64, amp="off",
                     device="cpu", workers=0, patience=0, seed=1)
 

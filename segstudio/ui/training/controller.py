@@ -14,11 +14,12 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from segstudio.core.project import Project
 from segstudio.core.runs import data_snapshot, write_outcome, write_snapshot
+from segstudio.engine.config import TrainConfig
 from segstudio.ui.training.dashboard import Dashboard
 from segstudio.ui.training.device_probe import DeviceProbe
 from segstudio.ui.training.panel import TrainingPanel
 from segstudio.ui.training.process import TrainingProcess
-from segstudio.ui.training.recipe import TrainOptions, resume_command, train_command
+from segstudio.ui.training.recipe import resume_command, summary, train_command
 from segstudio.ui.training.runs_view import RunsView
 
 SaveAll = Callable[[], bool]
@@ -114,7 +115,7 @@ class TrainingController(QObject):
         self.refresh_data()
         return True
 
-    def start(self, options: TrainOptions | None = None) -> bool:
+    def start(self, options: TrainConfig | None = None) -> bool:
         if not self._prepare():
             return False
         assert self.project is not None
@@ -129,7 +130,7 @@ class TrainingController(QObject):
             return True
         options = options or self.panel.options()
         return self._launch(train_command(self.project.root, options),
-                            f"Starting: {options.summary()}...")
+                            f"Starting: {summary(options)}...")
 
     def resume(self, run_id: str, epochs: int | None = None) -> bool:
         """Continue a stopped run from its last checkpoint (optionally to `epochs` in all)."""

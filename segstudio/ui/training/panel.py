@@ -22,9 +22,10 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.engine.config import TrainConfig
 from segstudio.ui.training import probe
 from segstudio.ui.training.probe import DeviceReport
-from segstudio.ui.training.recipe import TrainOptions, default_options
+from segstudio.ui.training.recipe import default_options, summary
 
 AUTO = "auto"
 
@@ -128,10 +129,10 @@ class AdvancedOptions(QWidget):
                 _set_combo(combo, current)
                 combo.blockSignals(False)
 
-    def load(self, options: TrainOptions) -> None:
+    def load(self, options: TrainConfig) -> None:
         _set_combo(self.arch, options.arch)
         _set_combo(self.encoder, options.encoder)
-        _set_combo(self.pretrained, options.pretrained)
+        _set_combo(self.pretrained, options.pretrained or "none")
         _set_combo(self.loss, options.loss)
         _set_combo(self.augment, options.augment)
         _set_combo(self.class_weights, options.class_weights)
@@ -146,11 +147,12 @@ class AdvancedOptions(QWidget):
         self.workers.setValue(-1 if options.workers is None else options.workers)
         self.run_name.setText(options.run_name or "")
 
-    def options(self) -> TrainOptions:
-        return TrainOptions(
+    def options(self) -> TrainConfig:
+        pretrained = self.pretrained.currentText().strip()
+        return TrainConfig(
             arch=self.arch.currentText().strip() or "unet",
             encoder=self.encoder.currentText().strip() or None,
-            pretrained=self.pretrained.currentText().strip() or "none",
+            pretrained=None if pretrained.lower() in ("", "none") else pretrained,
             loss=self.loss.currentText(),
             augment=self.augment.currentText(),
             class_weights=self.class_weights.currentText(),
@@ -170,7 +172,7 @@ class AdvancedOptions(QWidget):
 class TrainingPanel(QWidget):
     """Train / Stop and the recipe. Emits requests; the controller does the work."""
 
-    train_requested = Signal(object)  # TrainOptions
+    train_requested = Signal(object)  # TrainConfig
     stop_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -245,11 +247,11 @@ class TrainingPanel(QWidget):
         self._refresh()
 
     # -- the recipe -------------------------------------------------------------------------
-    def default_options(self) -> TrainOptions:
+    def default_options(self) -> TrainConfig:
         report = self.device or DeviceReport("cpu", "CPU")
         return default_options(report, self.counts.get("train", 0))
 
-    def options(self) -> TrainOptions:
+    def options(self) -> TrainConfig:
         options = self.advanced.options() if self.advanced.isChecked() else self.default_options()
         return replace(options, refresh_data=self.live_data.isChecked())
 
@@ -276,5 +278,5 @@ class TrainingPanel(QWidget):
             self.recipe_label.setText("One click trains with defaults for this machine (checking device...).")
         else:
             prefix = "Custom settings" if self.advanced.isChecked() else "One click trains"
-            self.recipe_label.setText(f"<b>{prefix}:</b> {self.options().summary()}.")
+            self.recipe_label.setText(f"<b>{prefix}:</b> {summary(self.options())}.")
         self.train_button.setEnabled(self._has_project and train > 0 and not self._running)

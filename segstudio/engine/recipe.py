@@ -1,0 +1,100 @@
+"""The one-click recipe: the training choices a user did not make, from the machine and the
+data. Used by `resolve_config` (a bare `segstudio train PROJECT`) and by the app's one-click
+Train (ui/training/recipe.py), so both train the same way. No torch, no Qt.
+
+On a CUDA GPU: U-Net / ResNet-34, mixed precision, 512 px crops, a batch fitted to the GPU's
+memory (16 when it is unknown). On Apple MPS the same with batches of 8. On a CPU: ResNet-18,
+256 px crops, batches of 8, no mixed precision. Epochs give about TARGET_STEPS optimiser
+steps, clamped to EPOCH_RANGE.
+
+CPU figures: the CLI used 600 target steps, epochs 10-200 and batches of 8; the app 300
+steps, epochs 5-60 and batches of 4. One step budget (600) and one epoch range (10-200) now
+serve both. The batch differs by one documented knob: `interactive` (a person watching the
+app's curves) takes CPU batches of 4, so steps are half as long and the progress moves within
+seconds on a laptop; a headless run keeps 8, which keeps the cores busier.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from segstudio.engine.config import TrainConfig
+
+TARGET_STEPS_GPU = 3000
+TARGET_STEPS_CPU = 600
+EPOCH_RANGE = (10, 200)
+# (GPU memory in MB at least, batch of 512 px crops for a ResNet-34 U-Net with AMP)
+GPU_BATCHES = ((40_000, 32), (20_000, 16), (10_000, 8), (6_000, 4), (0, 2))
+GPU_BATCH_UNKNOWN_MEMORY = 16
+MPS_BATCH = 8
+CPU_BATCH = 8
+CPU_BATCH_INTERACTIVE = 4
+
+
+@dataclass(frozen=True)
+class Machine:
+    """What the recipe needs to know of the device: its kind (cuda/mps/cpu), GPU memory, ranks."""
+
+    device_type: str
+    memory_mb: float | None = None
+    world_size: int = 1
+
+    @property
+    def gpu(self) -> bool:
+        return self.device_type in ("cuda", "mps")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    encoder: str
+    batch_size: int
+    crop_size: int
+    epochs: int
+    amp: str
+    channels_last: bool
+
+
+def gpu_batch_size(memory_mb: float | None) -> int:
+    """Batch of 512 px crops that fits a CUDA GPU with this much memory."""
+    if not memory_mb:
+        return GPU_BATCH_UNKNOWN_MEMORY
+    return next(batch for limit, batch in GPU_BATCHES if memory_mb >= limit)
+
+
+def default_epochs(train_images: int, batch_size: int, gpu: bool, world_size: int = 1) -> int:
+    """Epochs that give about a fixed number of optimiser steps, clamped to EPOCH_RANGE."""
+    steps_per_epoch = max(1, train_images // (max(1, batch_size) * max(1, world_size)))
+    target = TARGET_STEPS_GPU if gpu else TARGET_STEPS_CPU
+    low, high = EPOCH_RANGE
+    return int(min(high, max(low, math.ceil(target / steps_per_epoch))))
+
+
+def one_click(machine: Machine, train_images: int, chosen: TrainConfig | None = None,
+              interactive: bool = False) -> Recipe:
+    """The recipe for this machine and this many training images; what `chosen` already sets
+    (encoder, batch, crop, epochs, channels_last) is kept and the rest follows from it."""
+    from segstudio.engine.config import TrainConfig
+
+    chosen = chosen or TrainConfig()
+    cuda = machine.device_type == "cuda"
+    if cuda:
+        batch = gpu_batch_size(machine.memory_mb)
+    elif machine.gpu:
+        batch = MPS_BATCH
+    else:
+        batch = CPU_BATCH_INTERACTIVE if interactive else CPU_BATCH
+    batch = chosen.batch_size or batch
+    # A batch larger than the per-rank share of images would leave no full batch to train on.
+    batch = max(1, min(batch, train_images // max(1, machine.world_size) or 1))
+    epochs = chosen.epochs or default_epochs(train_images, batch, machine.gpu, machine.world_size)
+    return Recipe(
+        encoder=chosen.encoder or ("resnet34" if machine.gpu else "resnet18"),
+        batch_size=batch,
+        crop_size=chosen.crop_size or (512 if machine.gpu else 256),
+        epochs=epochs,
+        amp=chosen.amp if chosen.amp != "auto" or machine.gpu else "off",
+        channels_last=cuda if chosen.channels_last is None else chosen.channels_last,
+    )
