@@ -176,7 +176,7 @@ def test_prelabel_queue_and_effort(qtbot, window: MainWindow, sample_copy: Path,
 
     values = ((before[10:14, 20:30].astype(int) + 1) % len(project.classes.trainable)).astype(np.uint8)
     document.apply_edit("Brush", Region(10, 20, 14, 30), values)
-    assert session.save()
+    assert session.save().saved
     entry = controller.effort.entries[queue[0]]
     assert entry.source == "model" and entry.changed == 40
     saved_json = json.loads((sample_copy / ".cache" / "effort.json").read_text())

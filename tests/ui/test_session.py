@@ -10,6 +10,7 @@ from PIL import Image
 from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveryJournal
 from segstudio.core.region import Region
+from segstudio.core.saving import SaveOutcome
 from segstudio.ui.project.autosave import Autosaver
 from segstudio.ui.project.session import EditingSession
 
@@ -32,7 +33,7 @@ def test_paint_sets_in_progress_and_save_writes_exact_mask(qtbot, make_project) 
     assert blocker.args == ["img03", "in_progress"]
     assert session.has_unsaved()
     expected = np.array(session.document.mask)
-    assert session.save()
+    assert session.save().outcome is SaveOutcome.SAVED
     assert not session.has_unsaved()
     reopened = Project.open(project.root)
     assert np.array_equal(reopened.read_mask("img03"), expected)
@@ -120,7 +121,7 @@ def test_wrong_size_mask_opens_blank_and_keeps_the_file(qtbot, make_project) -> 
     assert "10x10" in blocker.args[0] and "rejected" in blocker.args[0]
     assert (session.document.mask == project.classes.unlabeled_id).all()
     paint(session, 1)
-    assert session.save()
+    assert session.save().outcome is SaveOutcome.SAVED
     kept = project.mask_path("img00").with_name("img00.png.rejected")
     assert np.array_equal(np.asarray(Image.open(kept)), bad)
     assert project.read_mask("img00").shape == (48, 64)
@@ -157,7 +158,7 @@ def test_delete_class_remaps_saved_and_open_masks_and_undo_restores(qtbot, make_
     assert session.undo()  # brings the pixels and the class back in the open image
     assert np.array_equal(session.document.mask, before)
     assert 1 in project.classes.ids
-    assert session.save()
+    assert session.save().outcome is SaveOutcome.SAVED
     assert np.array_equal(Project.open(project.root).read_mask("img01"), before)
     assert session.redo()
     assert 1 not in project.classes.ids
@@ -198,16 +199,16 @@ def test_autosave_writes_soon_after_the_last_edit(qtbot, make_project) -> None:
 
 def test_big_masks_save_on_the_writer_thread_and_keep_newer_edits_dirty(qtbot, make_project,
                                                                          monkeypatch) -> None:
-    import segstudio.ui.project.session as session_module
+    import segstudio.ui.project.persistence as persistence_module
 
-    monkeypatch.setattr(session_module, "BACKGROUND_SAVE_PIXELS", 1)  # every mask counts as big
+    monkeypatch.setattr(persistence_module, "BACKGROUND_SAVE_PIXELS", 1)  # every mask counts as big
     project = make_project()
     session = EditingSession(project)
     session.open_image("img03")
     paint(session, 1)
     first = np.array(session.document.mask)
     with qtbot.waitSignal(session.saved, timeout=5000):
-        assert session.save(background=True)
+        assert session.save(background=True).outcome is SaveOutcome.QUEUED
         paint(session, 2, Region(30, 40, 40, 60))  # while the first save is on its way
     assert np.array_equal(project.read_mask("img03"), first)
     assert session.has_unsaved()  # the newer stroke is not marked saved by the older write

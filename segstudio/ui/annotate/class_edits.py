@@ -90,7 +90,7 @@ class ClassEdits:
             raise ClassTableError(
                 f"'{cls.name}' is the ignore (unlabelled) class the eraser paints; it cannot be deleted"
             )
-        if not self._session.save_all():
+        if not self._session.save_all().saved:
             raise ClassTableError("open masks could not be saved; fix that before deleting a class")
         label = f"Delete class '{cls.name}' into '{table.by_id(into).name}'"
         self._deleted[label] = DeletedClass(cls, list(table.ids).index(class_id), into)

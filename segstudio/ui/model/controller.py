@@ -26,6 +26,7 @@ from segstudio.core.loop_store import (
 from segstudio.core.project import Project
 from segstudio.core.vocabulary import OPEN_STATUSES, TRAINING_STATUSES, UNEDITED_STATUSES
 from segstudio.ui.annotate.canvas import Canvas
+from segstudio.ui.jobs import error_text
 from segstudio.ui.model.predict_worker import PredictJob
 from segstudio.ui.project.session import EditingSession
 
@@ -200,14 +201,10 @@ class LoopController(QObject):
 
         job = PredictJob(self.model_path, project.classes, items, self.cache, self._slot,
                          self.device or default_device(), force=force)
-        job.signals.started.connect(self._on_job_started)
-        job.signals.predicted.connect(self._on_job_predicted)
-        job.signals.progress.connect(self.progress)
-        job.signals.failed.connect(self._on_job_failed)
-        job.signals.finished.connect(self._on_job_finished)
         self._job, self._prelabel = job, prelabel
         self.busy_changed.emit(True)
-        self.pool.start(job)
+        job.start(self.pool, on_note=self._on_job_started, on_predicted=self._on_job_predicted,
+                  on_progress=self.progress.emit, on_done=self._on_job_finished, on_error=self._on_job_failed)
         return True
 
     def predict_current(self) -> bool:
@@ -243,8 +240,10 @@ class LoopController(QObject):
         self.prediction_ready.emit(image_id)
         self.queue_changed.emit()
 
-    def _on_job_failed(self, text: str) -> None:
-        self.message.emit(text)
+    def _on_job_failed(self, exc: BaseException) -> None:
+        known = isinstance(exc, SegstudioError)
+        self.message.emit(error_text(exc) if known else f"prediction failed: {error_text(exc)}")
+        self._on_job_finished(False)
 
     def _on_job_finished(self, cancelled: bool) -> None:
         self._job = None
@@ -277,9 +276,9 @@ class LoopController(QObject):
                     return
                 before = project.blank_mask(record)
                 after = loop.prelabel_mask(prediction.labels, unlabeled)
-                project.write_mask(record, after, status="predicted")
+                if not session.store.write_closed(image_id, after, "predicted").saved:
+                    return  # the session's message says why
                 self.effort.model_wrote(image_id, before, after)
-                session.status_changed.emit(image_id, "predicted")
         except SegstudioError as exc:
             self.message.emit(f"could not pre-label '{image_id}': {exc}")
             return

@@ -6,12 +6,11 @@ Both run on the thread pool; the engine is imported inside the job, never at sta
 
 from __future__ import annotations
 
-import traceback
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
+from PySide6.QtCore import QThreadPool
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,40 +27,13 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core.errors import SegstudioError
 from segstudio.core.progress import ProgressCallback
 from segstudio.core.project import SPLITS, STATUSES, Project
 from segstudio.core.vocabulary import TRAINING_STATUSES
+from segstudio.ui.jobs import Job, error_text, run_in_background
 
 MODEL_FORMATS = ("onnx", "torchscript", "safetensors")
 DATASET_FORMATS = ("masks", "color", "overlay", "voc", "coco", "cityscapes")  # core.exporters.FORMATS
-
-
-class _JobSignals(QObject):
-    done = Signal(object)
-    failed = Signal(str)
-    progress = Signal(int, int, str)  # done, total, item: core.progress
-
-
-class CallJob(QRunnable):
-    """Run `fn(progress)` on a pool thread; its result or error comes back as a signal."""
-
-    def __init__(self, fn: Callable[[ProgressCallback], Any]) -> None:
-        super().__init__()
-        self.setAutoDelete(False)
-        self.signals = _JobSignals()
-        self._fn = fn
-
-    def run(self) -> None:
-        try:
-            result = self._fn(self.signals.progress.emit)
-        except SegstudioError as exc:
-            self.signals.failed.emit(str(exc))
-        except Exception as exc:  # never let a worker error take the window down
-            traceback.print_exc()
-            self.signals.failed.emit(f"{type(exc).__name__}: {exc}")
-        else:
-            self.signals.done.emit(result)
 
 
 def _path_row(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
@@ -94,7 +66,7 @@ class _JobDialog(QDialog):
         layout.addWidget(self.progress)
         layout.addWidget(self.report, 1)
         layout.addWidget(self.buttons)
-        self.job: CallJob | None = None
+        self.job: Job[Any] | None = None
         self.result: Any = None
 
     def _on_run_clicked(self) -> None:
@@ -105,11 +77,8 @@ class _JobDialog(QDialog):
         self.progress.setVisible(True)
         self.progress.setRange(0, 0)
         self.report.setPlainText("working...")
-        self.job = CallJob(fn)
-        self.job.signals.done.connect(self._on_job_done)
-        self.job.signals.failed.connect(self._on_job_failed)
-        self.job.signals.progress.connect(self._on_job_progress)
-        QThreadPool.globalInstance().start(self.job)
+        self.job = run_in_background(lambda job: fn(job.progress), self._on_job_done, self._on_job_failed,
+                                     on_progress=self._on_job_progress)
 
     def _on_job_progress(self, done: int, total: int, _item: str) -> None:
         self.progress.setRange(0, max(total, 1))
@@ -119,9 +88,9 @@ class _JobDialog(QDialog):
         self.result = result
         self._finish(self.describe(result))
 
-    def _on_job_failed(self, text: str) -> None:
+    def _on_job_failed(self, exc: BaseException) -> None:
         self.result = None
-        self._finish(f"Export failed: {text}")
+        self._finish(f"Export failed: {error_text(exc)}")
 
     def _finish(self, text: str) -> None:
         self.progress.setVisible(False)

@@ -1,34 +1,26 @@
-"""Background prediction: a QRunnable that predicts a list of images with progress and cancel.
+"""Background prediction: predicts a list of images on a pool thread (ui.jobs), with
+progress and cancel.
 
-The engine (and with it torch) is imported inside `run`, on the worker thread, so neither
-the app's start nor the UI thread ever waits for it. Results are stored in the prediction
-cache by the worker and handed to the UI thread through queued signals.
+The engine (and with it torch) is imported on the worker thread, so neither the app's
+start nor the UI thread ever waits for it. Results are stored in the prediction cache by
+the worker and handed to the UI thread one image at a time as job progress.
 """
 
 from __future__ import annotations
 
-import threading
-import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from PySide6.QtCore import QObject, QRunnable, Signal
+from PySide6.QtCore import QObject, QThreadPool
 
 from segstudio.core.classes import ClassTable
-from segstudio.core.errors import SegstudioError
 from segstudio.core.imageio import read_image_rgb
+from segstudio.core.loop import Prediction
 from segstudio.core.loop_store import PredictionCache
+from segstudio.ui.jobs import Job, JobCancelled
 
 
-class PredictSignals(QObject):
-    started = Signal(str)  # a note (model loaded, class mapping)
-    predicted = Signal(str, object)  # image id, core Prediction
-    progress = Signal(int, int)  # done, total
-    failed = Signal(str)
-    finished = Signal(bool)  # True when cancelled
-
-
-class PredictJob(QRunnable):
+class PredictJob:
     """Predict `items` ((image id, image path) pairs) with the model at `model_path`.
 
     Cached predictions are reused unless `force`; `cancel()` stops after the current image.
@@ -36,9 +28,6 @@ class PredictJob(QRunnable):
 
     def __init__(self, model_path: Path, classes: ClassTable, items: Sequence[tuple[str, Path]],
                  cache: PredictionCache, slot: object, device: str, force: bool = False) -> None:
-        super().__init__()
-        self.setAutoDelete(False)  # the controller holds it until `finished`
-        self.signals = PredictSignals()
         self.model_path = Path(model_path)
         self.classes = classes
         self.items = list(items)
@@ -46,41 +35,61 @@ class PredictJob(QRunnable):
         self.slot = slot
         self.device = device
         self.force = force
-        self._cancel = threading.Event()
+        self._job: Job[int] | None = None
+        self._cancelled = False
+
+    def start(self, pool: QThreadPool, *, on_note: Callable[[str], None],
+              on_predicted: Callable[[str, Prediction], None], on_progress: Callable[[int, int], None],
+              on_done: Callable[[bool], None], on_error: Callable[[BaseException], None]) -> None:
+        """Run on `pool`. On the UI thread: `on_note(text)` once the model is loaded,
+        `on_predicted(image id, prediction)` then `on_progress(done, total)` per image, and
+        finally either `on_done(cancelled)` or `on_error(exc)`."""
+
+        def progress(kind: str, *values: object) -> None:
+            if kind == "note":
+                on_note(*values)  # type: ignore[arg-type]
+            else:
+                image_id, prediction, done, total = values
+                on_predicted(image_id, prediction)  # type: ignore[arg-type]
+                on_progress(done, total)  # type: ignore[arg-type]
+
+        def failed(exc: BaseException) -> None:
+            if isinstance(exc, JobCancelled):
+                on_done(True)
+            else:
+                on_error(exc)
+
+        owner = getattr(on_done, "__self__", None)  # silent once the controller is gone
+        self._job = Job(self._run, on_done=lambda _count: on_done(self.cancelled), on_error=failed,
+                        on_progress=progress, owner=owner if isinstance(owner, QObject) else None)
+        if self._cancelled:
+            self._job.cancel()
+        self._job.start(pool)
 
     def cancel(self) -> None:
-        self._cancel.set()
+        self._cancelled = True
+        if self._job is not None:
+            self._job.cancel()
 
     @property
     def cancelled(self) -> bool:
-        return self._cancel.is_set()
+        return self._cancelled
 
-    def run(self) -> None:
-        try:
-            self._run()
-        except SegstudioError as exc:
-            self.signals.failed.emit(str(exc))
-        except Exception as exc:  # a bug or a native library failure must not kill the app
-            traceback.print_exc()
-            self.signals.failed.emit(f"prediction failed: {type(exc).__name__}: {exc}")
-        finally:
-            self.signals.finished.emit(self.cancelled)
-
-    def _run(self) -> None:
+    def _run(self, job: Job[int]) -> int:
+        """Worker thread: predict each image (or take it from the cache); returns how many."""
         from segstudio.ui.model import engine_bridge
 
         total = len(self.items)
         model = None
         for done, (image_id, path) in enumerate(self.items):
-            if self.cancelled:
-                return
+            job.check_cancelled()
             prediction = None if self.force else self.cache.get(image_id)
             if prediction is None:
                 if model is None:
                     model = self.slot.get(self.model_path, self.classes, self.device)  # type: ignore[attr-defined]
-                    self.signals.started.emit(model.note)
+                    job.progress("note", model.note)
                 image = read_image_rgb(path)
                 prediction = engine_bridge.predict_image(model, image)
                 self.cache.put(image_id, prediction)
-            self.signals.predicted.emit(image_id, prediction)
-            self.signals.progress.emit(done + 1, total)
+            job.progress("predicted", image_id, prediction, done + 1, total)
+        return total

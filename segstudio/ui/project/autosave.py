@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer
 
+from segstudio.core.saving import SaveResult
 from segstudio.ui.project.session import EditingSession
 
 SAVE_DELAY_MS = 3000
@@ -56,9 +57,10 @@ class Autosaver(QObject):
     def _on_save_timer_timeout(self) -> None:
         self._save_timer.stop()
         self._max_timer.stop()
-        self.session.save_all(background=True)
-        if self.session.has_unsaved():
-            # mid-stroke, or a big mask still being written: look again shortly
+        result = self.session.save_all(background=True)
+        if not result.saved or self.session.has_unsaved():
+            # deferred (mid-stroke, an older write in flight), queued (look again once it is
+            # written) or failed (the session said why; the disk may have room next time)
             self._save_timer.start()
 
     def _on_journal_timer_timeout(self) -> None:
@@ -76,7 +78,7 @@ class Autosaver(QObject):
         if journal_interval_ms is not None:
             self._journal_timer.setInterval(max(0, journal_interval_ms))
 
-    def flush(self) -> bool:
+    def flush(self) -> SaveResult:
         """Save every dirty document now (also called before quitting or switching project)."""
         return self.session.save_all()
 

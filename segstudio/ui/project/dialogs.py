@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QEventLoop, QObject, QRunnable, Qt, QThreadPool, Signal, Slot
+from PySide6.QtCore import QEventLoop, QObject, Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -28,30 +28,11 @@ from segstudio.core.classes import ClassTable, load_class_file, parse_labels
 from segstudio.core.importers import FORMATS, ImportOptions, ImportReport, import_dataset
 from segstudio.core.progress import ProgressCallback
 from segstudio.core.project import SPLITS, Project
-
-
-class _JobSignals(QObject):
-    progress = Signal(int, int, str)  # done, total (0: unknown), item: core.progress
-    finished = Signal(object, object)  # result, exception
-
-
-class _Job(QRunnable):
-    def __init__(self, fn: Callable[[ProgressCallback], Any]) -> None:
-        super().__init__()
-        self.signals = _JobSignals()
-        self._fn = fn
-
-    def run(self) -> None:
-        try:
-            result = self._fn(self.signals.progress.emit)
-        except Exception as exc:  # handed to the UI thread, which shows it
-            self.signals.finished.emit(None, exc)
-            return
-        self.signals.finished.emit(result, None)
+from segstudio.ui.jobs import run_in_background
 
 
 class _Waiter(QObject):
-    """Lives on the UI thread, so the job's signals reach it queued, never from the worker."""
+    """Holds the job's answer and ends the local event loop when it arrives."""
 
     def __init__(self, dialog: QProgressDialog, title: str) -> None:
         super().__init__()
@@ -60,13 +41,15 @@ class _Waiter(QObject):
         self._dialog = dialog
         self._title = title
 
-    @Slot(int, int, str)
     def on_progress(self, count: int, _total: int, name: str) -> None:
         self._dialog.setLabelText(f"{self._title}\n{count}: {name}")
 
-    @Slot(object, object)
-    def on_finished(self, result: Any, error: BaseException | None) -> None:
-        self.outcome = (result, error)
+    def on_done(self, result: Any) -> None:
+        self.outcome = (result, None)
+        self.loop.quit()
+
+    def on_error(self, error: BaseException) -> None:
+        self.outcome = (None, error)
         self.loop.quit()
 
 
@@ -77,10 +60,8 @@ def run_job(parent: QWidget | None, title: str, fn: Callable[[ProgressCallback],
     progress.setWindowModality(Qt.WindowModality.WindowModal)
     progress.setMinimumDuration(300)
     waiter = _Waiter(progress, title)
-    job = _Job(fn)
-    job.signals.progress.connect(waiter.on_progress)
-    job.signals.finished.connect(waiter.on_finished)
-    QThreadPool.globalInstance().start(job)
+    run_in_background(lambda job: fn(job.progress), waiter.on_done, waiter.on_error,
+                      on_progress=waiter.on_progress)
     if waiter.outcome is None:
         waiter.loop.exec()
     progress.close()

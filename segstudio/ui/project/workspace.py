@@ -143,7 +143,7 @@ class Workspace(QObject):
         if self.session is not None:
             assert self.autosaver is not None
             self.autosaver.stop()
-            if not self.session.close_all() and not dialogs.ask(
+            if not self.session.close_all().saved and not dialogs.ask(
                 self.window, "Unsaved masks",
                 "Some masks could not be saved (see the status bar). Their unsaved edits stay in "
                 "the recovery journal and are offered back next time. Close anyway?",
@@ -257,7 +257,7 @@ class Workspace(QObject):
         return self.session.mark_done(reviewed) if self.session else False
 
     def save(self) -> bool:
-        return self.session.save() if self.session else False
+        return self.session.save().saved if self.session else False
 
     def undo(self) -> None:
         if self.session is not None and self.session.undo():

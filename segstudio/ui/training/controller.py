@@ -14,6 +14,7 @@ from PySide6.QtWidgets import QMessageBox, QWidget
 
 from segstudio.core.project import Project
 from segstudio.core.runs import data_snapshot, write_outcome, write_snapshot
+from segstudio.core.saving import SaveResult
 from segstudio.engine.config import TrainConfig
 from segstudio.ui.training.dashboard import Dashboard
 from segstudio.ui.training.device_probe import DeviceProbe
@@ -22,7 +23,7 @@ from segstudio.ui.training.process import TrainingProcess
 from segstudio.ui.training.recipe import resume_command, summary, train_command
 from segstudio.ui.training.runs_view import RunsView
 
-SaveAll = Callable[[], bool]
+SaveAll = Callable[[], SaveResult]
 
 
 class TrainingController(QObject):
@@ -107,7 +108,7 @@ class TrainingController(QObject):
         if self.process.is_running():
             self.message.emit("A training run is already going; stop it first.")
             return False
-        if self.save_all is not None and not self.save_all() and not self.ask(
+        if self.save_all is not None and not self.save_all().saved and not self.ask(
                 "Some masks were not saved",
                 "Some masks could not be saved (see the status bar); the run would train without "
                 "those edits. Train anyway?"):

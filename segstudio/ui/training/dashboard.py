@@ -7,15 +7,14 @@ thread pool, so a big preview never stalls painting on the canvas.
 
 from __future__ import annotations
 
-import queue
 import time
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import cv2
 import numpy as np
-from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtCore import QObject, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QImage, QPixmap
 from PySide6.QtWidgets import (
     QGridLayout,
@@ -32,6 +31,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.ui.jobs import Job, run_in_background
 from segstudio.ui.qimages import rgb_qimage
 from segstudio.ui.training.plots import (
     ClassBars,
@@ -58,36 +58,30 @@ def format_duration(seconds: float | None) -> str:
 
 
 class _ImageLoader(QObject):
-    """Decodes preview PNGs on a worker thread into numpy arrays; a UI-thread timer picks
-    the results up and emits `loaded`. No Qt object is touched off the UI thread."""
+    """Decodes preview PNGs on pool threads (ui.jobs) into numpy arrays; they become
+    QImages on the UI thread and `loaded` says so. No Qt object is touched off the UI thread."""
 
     loaded = Signal(int, int, object)  # generation, slot, QImage (null if unreadable)
-    _pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="previews")
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._done: queue.SimpleQueue[tuple[int, int, np.ndarray | None]] = queue.SimpleQueue()
-        self._pending = 0
-        self._timer = QTimer(self)
-        self._timer.setInterval(30)
-        self._timer.timeout.connect(self._on_timer_timeout)
+        self._pool = QThreadPool(self)
+        self._pool.setMaxThreadCount(2)
 
     def load(self, generation: int, slot: int, path: str) -> None:
-        self._pending += 1
-        self._pool.submit(self._run, generation, slot, path)
-        self._timer.start()
+        run_in_background(partial(_decode, path), partial(self._on_job_done, generation, slot),
+                          partial(self._on_job_failed, generation, slot), pool=self._pool, owner=self)
 
-    def _run(self, generation: int, slot: int, path: str) -> None:
-        image = cv2.imread(path, cv2.IMREAD_COLOR)
-        self._done.put((generation, slot, None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)))
+    def _on_job_done(self, generation: int, slot: int, pixels: np.ndarray | None) -> None:
+        self.loaded.emit(generation, slot, _to_qimage(pixels))
 
-    def _on_timer_timeout(self) -> None:
-        while not self._done.empty():
-            generation, slot, pixels = self._done.get()
-            self._pending -= 1
-            self.loaded.emit(generation, slot, _to_qimage(pixels))
-        if self._pending <= 0:
-            self._timer.stop()
+    def _on_job_failed(self, generation: int, slot: int, _exc: BaseException) -> None:
+        self.loaded.emit(generation, slot, QImage())  # shown as "(preview missing)"
+
+
+def _decode(path: str, _job: Job[np.ndarray | None]) -> np.ndarray | None:
+    image = cv2.imread(path, cv2.IMREAD_COLOR)
+    return None if image is None else cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
 
 
 def _to_qimage(pixels: np.ndarray | None) -> QImage:
