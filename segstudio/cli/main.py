@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "segstudio.cli.engine_cmds",
     "segstudio.cli.model_cmds",
     "segstudio.cli.gui_cmd",
+    "segstudio.cli.desktop_cmd",
 )
 
 

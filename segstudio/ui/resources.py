@@ -16,14 +16,15 @@ SAMPLE_FOLDER = "sample-project"
 
 
 def resources_dir() -> Path:
-    """$SEGSTUDIO_RESOURCES, a PyInstaller bundle's resources/, or the source tree's."""
+    """$SEGSTUDIO_RESOURCES, a PyInstaller bundle's resources/, or the package's own
+    (segstudio/resources, package data in a wheel and in the source tree alike)."""
     override = os.environ.get("SEGSTUDIO_RESOURCES")
     if override:
         return Path(override)
     frozen = getattr(sys, "_MEIPASS", None)
     if frozen:
         return Path(frozen) / "resources"
-    return Path(__file__).resolve().parents[2] / "resources"
+    return Path(__file__).resolve().parents[1] / "resources"
 
 
 def app_icon() -> QIcon:

@@ -19,7 +19,7 @@ from segstudio.core.project import Project
 from segstudio.ui import dialogs, resources
 from segstudio.ui.main_window import MainWindow
 
-SAMPLE = Path(__file__).resolve().parents[2] / "resources" / "sample"
+SAMPLE = Path(__file__).resolve().parents[2] / "segstudio" / "resources" / "sample"
 LEFT = Qt.MouseButton.LeftButton
 
 
@@ -71,10 +71,7 @@ def window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> MainWindow
 
 
 def _loop(window: MainWindow):  # noqa: ANN202
-    from segstudio.ui.model import install_loop
-
-    loop = getattr(window, "loop", None)
-    return loop if loop is not None else install_loop(window)
+    return window.model
 
 
 def _click(window: MainWindow, x: int, y: int) -> None:
@@ -213,8 +210,8 @@ def test_installing_the_loop_does_not_import_the_engine() -> None:
     code = (
         "import os, sys; os.environ['QT_QPA_PLATFORM'] = 'offscreen';"
         "from PySide6.QtWidgets import QApplication; app = QApplication([]);"
-        "from segstudio.ui.main_window import MainWindow; from segstudio.ui.model import install_loop;"
-        "w = MainWindow(); loop = getattr(w, 'loop', None) or install_loop(w);"
+        "from segstudio.ui.main_window import MainWindow;"
+        "w = MainWindow(); loop = w.model;"
         "bad = [m for m in ('torch', 'segstudio.engine') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
@@ -234,12 +231,12 @@ def test_follows_the_active_model_until_the_user_picks_one(window: MainWindow, s
     assert window.open_project(sample_copy)
     controller, session = loop.controller, window.workspace.session
     assert controller.model_path == first
-    session.project.settings["active_model"] = session.project.stored_path(second)  # training ended
+    window.workspace.set_active_model(second)  # training made it active
     session.open_image(session.project.images[1].id)
     assert controller.model_path == second
     assert "run2" in loop.dock.model_label.text()
     controller.set_model(mine)  # chosen by hand: later runs do not override it
-    session.project.settings["active_model"] = session.project.stored_path(first)
+    window.workspace.set_active_model(first)
     session.open_image(session.project.images[2].id)
     assert controller.model_path == mine
     loop.actions["use_active_model"].trigger()

@@ -1,6 +1,6 @@
 """Build the built-in sample project (resources/sample) from CamVid road frames.
 
-Run from the repository root: `python resources/make_sample.py [CAMVID_DIR]`. It picks
+Run from the repository root: `python packaging/make_sample.py [CAMVID_DIR]`. It picks
 frames spread over the CamVid train and val sequences, downscales them to 240x180 (JPEG
 quality 90, masks by nearest neighbour so class ids stay exact) and writes a complete
 segstudio project. A few train frames are left without masks for the pre-label workflow.
@@ -75,7 +75,7 @@ def main(argv: list[str]) -> int:
     if not (camvid / "classes.json").is_file():
         print(f"no CamVid data at {camvid}; pass its folder as the first argument", file=sys.stderr)
         return 2
-    project = build(camvid, root / "resources" / "sample")
+    project = build(camvid, root / "segstudio" / "resources" / "sample")
     size = sum(p.stat().st_size for p in project.root.rglob("*") if p.is_file())
     print(f"images={len(project)} bytes={size} path={project.root}")
     return 0
