@@ -2,6 +2,7 @@
 
     actions (menus, shortcuts)   tool bar      dataset dock | canvas | classes dock
     welcome screen (no project)  status bar    workspace (project, session, autosave)
+    features (training, model): installed through one hook, `install(FeatureContext)`
 """
 
 from __future__ import annotations
@@ -10,18 +11,19 @@ from pathlib import Path
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtGui import QCloseEvent
-from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QStackedWidget, QWidget
+from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu, QStackedWidget, QWidget
 
+from segstudio.ui import model, training
 from segstudio.ui.actions import Actions
 from segstudio.ui.annotate.canvas import Canvas
 from segstudio.ui.annotate.classes_dock import ClassesDock
 from segstudio.ui.annotate.tool_bar import ToolBar
+from segstudio.ui.features import CloseGuard, FeatureContext
 from segstudio.ui.project.dataset_dock import DatasetDock
 from segstudio.ui.project.workspace import Workspace
 from segstudio.ui.resources import app_icon
 from segstudio.ui.settings import AppSettings
 from segstudio.ui.status_bar import StatusBar
-from segstudio.ui.training.dock import install_training
 from segstudio.ui.welcome import WelcomeScreen
 
 
@@ -52,14 +54,15 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dataset_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.classes_dock)
         self.workspace = Workspace(self)
-        # Training dock and menu (issue #5; the code lives in segstudio/ui/training).
-        self.training = install_training(self)
+        self._close_guards: list[CloseGuard] = []
         self._connect()
-        # model-in-the-loop hook (owned by segstudio/ui/loop): Model dock, Model menu, exports
-        from segstudio.ui.model import install_loop
-
-        self.loop = install_loop(self)
-        self._move_help_menu_last()
+        features = FeatureContext(
+            workspace=self.workspace, canvas=self.canvas, add_dock=self._add_dock,
+            tab_dock=self._tab_dock, add_menu=self._add_menu, notify=self.status.show_note,
+            add_close_guard=self._close_guards.append,
+        )
+        self.training = training.install(features)
+        self.model = model.install(features)
         self._default_layout_pending = True
         self._restore_layout()
         self.workspace.show_welcome()
@@ -123,13 +126,30 @@ class MainWindow(QMainWindow):
             self.restoreState(state)
             self._default_layout_pending = False  # the user's own arrangement wins
 
-    def _move_help_menu_last(self) -> None:
-        # Parts install their menus after the window built its own; Help stays rightmost.
+    # -- feature slots (FeatureContext) ------------------------------------------------------------
+    def _add_dock(self, dock: QDockWidget, area: Qt.DockWidgetArea) -> None:
+        self.addDockWidget(area, dock)
+
+    def _add_menu(self, menu: QMenu) -> None:
+        """A feature's menu goes before Help (Help stays rightmost); its shortcuts work while
+        it is closed."""
         bar = self.menuBar()
-        for action in bar.actions():
-            if action.menu() is not None and action.menu().objectName() == "menu_help":
-                bar.removeAction(action)
-                bar.addAction(action)
+        menu.setParent(bar, menu.windowFlags())  # the window owns it from here on
+        help_menu = next((a for a in bar.actions()
+                          if a.menu() is not None and a.menu().objectName() == "menu_help"), None)
+        if help_menu is not None:
+            bar.insertMenu(help_menu, menu)
+        else:
+            bar.addMenu(menu)
+        self.addActions([action for action in menu.actions() if not action.isSeparator()])
+
+    def _tab_dock(self, dock: QDockWidget, beside: str) -> bool:
+        other = self.findChild(QDockWidget, beside)
+        if other is None or not other.isVisible():
+            return False  # Qt ignores tabifying with a hidden dock
+        if dock not in self.tabifiedDockWidgets(other):
+            self.tabifyDockWidget(other, dock)
+        return True
 
     def apply_default_layout(self) -> None:
         """On first use (no saved layout): room for the image list and the right-hand docks,
@@ -158,7 +178,7 @@ class MainWindow(QMainWindow):
             session.close_all()
 
     def closeEvent(self, event: QCloseEvent) -> None:
-        if not self.training.confirm_close():  # a run is going and the user kept it
+        if not all(guard() for guard in self._close_guards):  # e.g. a run is going and the user kept it
             event.ignore()
             return
         if not self.workspace.close_project(show_welcome=False):

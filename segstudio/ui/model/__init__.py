@@ -1,14 +1,14 @@
-"""Model in the loop for the main window: the Model dock, the Model menu and export dialogs.
+"""Model in the loop, a feature of the window: the Model dock, the Model menu, export dialogs.
 
-    loop = install_loop(window)     # once, after the window built its parts
+    model = install(context)     # once; the same hook as every feature (ui/features.py)
 
-`install_loop` adds everything without the window knowing the details: it follows the
-workspace's session when a project opens or closes, and routes clicks on the canvas to
-"accept region" while that mode is on.
+It follows the open project through the workspace's signals and routes clicks on the
+canvas to "accept region" while that mode is on.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -17,12 +17,14 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu
 
-from segstudio.core.runs import active_model
 from segstudio.ui.model.controller import LoopController
 from segstudio.ui.model.prediction_dock import PredictionDock
 
 if TYPE_CHECKING:
-    from segstudio.ui.main_window import MainWindow
+    from segstudio.core.project import Project
+    from segstudio.ui.annotate.canvas import Canvas
+    from segstudio.ui.features import FeatureContext
+    from segstudio.ui.project.workspace import Workspace
 
 # (name, text, shortcut, tip); shortcuts chosen not to clash with the window's table
 MENU = (
@@ -52,48 +54,49 @@ MENU = (
 class _RegionClicks(QObject):
     """While armed, a left click on the canvas accepts the predicted region under it."""
 
-    def __init__(self, loop: LoopInstall) -> None:
-        super().__init__(loop.controller)
-        self.loop = loop
+    def __init__(self, hook: ModelHook) -> None:
+        super().__init__(hook.controller)
+        self.hook = hook
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:
-        if (event.type() == QEvent.Type.MouseButtonPress and self.loop.dock.accept_region_button.isChecked()
+        if (event.type() == QEvent.Type.MouseButtonPress and self.hook.dock.accept_region_button.isChecked()
                 and isinstance(event, QMouseEvent) and event.button() == Qt.MouseButton.LeftButton):
-            scene = self.loop.window.canvas.mapToScene(event.position().toPoint())
-            self.loop.controller.accept_region(int(scene.x()), int(scene.y()))
+            scene = self.hook.canvas.mapToScene(event.position().toPoint())
+            self.hook.controller.accept_region(int(scene.x()), int(scene.y()))
             return True  # the paint tool never sees this click
         return False
 
 
 @dataclass
-class LoopInstall:
-    """What install_loop added to a window (tests and the window reach the parts here)."""
+class ModelHook:
+    """What installing the Model part added (tests reach the parts here)."""
 
-    window: MainWindow
+    workspace: Workspace
+    canvas: Canvas
     controller: LoopController
     dock: PredictionDock
     menu: QMenu
     actions: dict[str, QAction]
+    tab_dock: Callable[[QDockWidget, str], bool]
     cursor: tuple[int, int] = (-1, -1)
     tabified: bool = False
 
     def open_model_dialog(self) -> None:
-        session = self.controller.session
-        start = str(session.project.root / "models") if session else ""
-        path = QFileDialog.getExistingDirectory(self.window, "Open a model folder", start)
+        project = self.workspace.project
+        start = str(project.root / "models") if project is not None else ""
+        path = QFileDialog.getExistingDirectory(self.dock.window(), "Open a model folder", start)
         if path:
             self.controller.set_model(Path(path))
 
     def use_active_model(self) -> None:
-        session = self.controller.session
-        active = active_model(session.project) if session else None
+        active = self.workspace.active_model
         if active is None:
             self.controller.message.emit("the project has no active model yet; train one first")
             return
-        self.controller.set_model(active, adopted=str(active))
+        self.controller.set_model(active, adopted=active)
 
     def predict_listed(self) -> None:
-        self.controller.predict(self.window.dataset_dock.visible_ids())
+        self.controller.predict(self.workspace.listed_ids())
 
     def accept_region_here(self) -> None:
         x, y = self.cursor
@@ -107,7 +110,7 @@ class LoopInstall:
     def export_model(self) -> None:
         from segstudio.ui.model.export_dialogs import ExportModelDialog
 
-        ExportModelDialog(self.controller.model_path, self.window).exec()
+        ExportModelDialog(self.controller.model_path, self.dock.window()).exec()
 
     def export_dataset(self) -> None:
         from segstudio.ui.model.export_dialogs import ExportDatasetDialog
@@ -116,78 +119,62 @@ class LoopInstall:
         if session is None:
             return
         session.save_all()  # the exporters read masks from disk
-        ExportDatasetDialog(session.project, self.window).exec()
+        ExportDatasetDialog(session.project, self.dock.window()).exec()
 
     def _on_canvas_cursor_moved(self, x: int, y: int, _class_id: int) -> None:
         self.cursor = (x, y)
 
-    def _on_project_changed(self) -> None:
-        session = self.window.workspace.session
-        self.controller.attach(session)
+    def _on_workspace_project_changed(self, project: Project | None) -> None:
         for name, action in self.actions.items():
             if name not in ("export_model",):
-                action.setEnabled(session is not None)
-        self.dock.setVisible(session is not None)
-        if session is not None and not self.tabified:
-            self._tabify_with_training()
-
-    def _tabify_with_training(self) -> None:
-        """Training and Model share one tab stack (both are about the model); done once, when
-        both docks are visible (Qt ignores tabifying a hidden dock), so a layout the user
-        arranges afterwards is kept."""
-        training = self.window.findChild(QDockWidget, "training_dock")
-        if training is None or not training.isVisible():
-            return
-        self.tabified = True
-        if self.dock not in self.window.tabifiedDockWidgets(training):
-            self.window.tabifyDockWidget(training, self.dock)
+                action.setEnabled(project is not None)
+        self.dock.setVisible(project is not None)
+        if project is not None and not self.tabified:
+            # Training and Model share one tab stack (both are about the model); done once,
+            # when both docks are visible (Qt ignores tabifying a hidden dock), so a layout
+            # the user arranges afterwards is kept.
+            self.tabified = self.tab_dock(self.dock, "training_dock")
 
 
-def _build_menu(window: MainWindow, install_actions: dict[str, QAction]) -> QMenu:
-    menu = QMenu("&Model", window)
+def _build_menu(install_actions: dict[str, QAction]) -> QMenu:
+    menu = QMenu("&Model")
     menu.setObjectName("menu_model")
     for name, text, key, tip in MENU:
         if name is None:
             menu.addSeparator()
             continue
-        action = QAction(text, window)
+        action = QAction(text, menu)
         action.setObjectName(f"action_{name}")
         if key:
             action.setShortcut(QKeySequence(key))
             tip = f"{tip} ({key})"
         action.setToolTip(tip)
         action.setStatusTip(tip)
-        window.addAction(action)  # shortcuts work while the menu is closed
         menu.addAction(action)
         install_actions[name] = action
     for flag in ("toggle_prediction", "toggle_disagreement", "toggle_confidence"):
         install_actions[flag].setCheckable(True)
-    bar = window.menuBar()
-    help_menu = next((a for a in bar.actions() if a.menu() is not None
-                      and a.menu().objectName() == "menu_help"), None)
-    if help_menu is not None:
-        bar.insertMenu(help_menu, menu)
-    else:
-        bar.addMenu(menu)
     return menu
 
 
-def install_loop(window: MainWindow) -> LoopInstall:
-    """Add the Model dock and menu to `window`; call once after the window is built."""
-    controller = LoopController(window.canvas, window)
-    dock = PredictionDock(controller, window)
-    window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, dock)
+def install(context: FeatureContext) -> ModelHook:
+    """Add the Model dock and menu; the Model part follows the workspace from here on."""
+    controller = LoopController(context.canvas)
+    dock = PredictionDock(controller)
+    controller.setParent(dock)  # lives as long as its dock, which the window owns
+    context.add_dock(dock, Qt.DockWidgetArea.RightDockWidgetArea)
     actions: dict[str, QAction] = {}
-    menu = _build_menu(window, actions)
-    loop = LoopInstall(window, controller, dock, menu, actions)
+    menu = _build_menu(actions)
+    context.add_menu(menu)
+    hook = ModelHook(context.workspace, context.canvas, controller, dock, menu, actions, context.tab_dock)
     c = controller
     for name, slot in (
-        ("open_model", loop.open_model_dialog), ("use_active_model", loop.use_active_model),
+        ("open_model", hook.open_model_dialog), ("use_active_model", hook.use_active_model),
         ("predict_image", c.predict_current), ("prelabel_all", c.prelabel_all),
         ("cancel_predict", c.cancel), ("accept_all", c.accept_all),
-        ("accept_unlabeled", c.accept_unlabeled), ("accept_region_here", loop.accept_region_here),
+        ("accept_unlabeled", c.accept_unlabeled), ("accept_region_here", hook.accept_region_here),
         ("confirm_reviewed", c.confirm_reviewed), ("next_uncertain", c.next_uncertain),
-        ("export_model", loop.export_model), ("export_dataset", loop.export_dataset),
+        ("export_model", hook.export_model), ("export_dataset", hook.export_dataset),
     ):
         actions[name].triggered.connect(slot)
     actions["toggle_prediction"].setChecked(c.show_prediction)
@@ -195,17 +182,16 @@ def install_loop(window: MainWindow) -> LoopInstall:
     dock.show_prediction.toggled.connect(actions["toggle_prediction"].setChecked)
     actions["toggle_disagreement"].toggled.connect(dock.show_disagreement.setChecked)
     dock.show_disagreement.toggled.connect(actions["toggle_disagreement"].setChecked)
-    actions["toggle_confidence"].toggled.connect(loop.toggle_confidence)
+    actions["toggle_confidence"].toggled.connect(hook.toggle_confidence)
     dock.confidence_combo.currentIndexChanged.connect(
         lambda index: actions["toggle_confidence"].setChecked(index > 0))
-    dock.predict_listed.clicked.connect(loop.predict_listed)
-    c.message.connect(window.status.show_note)
+    dock.predict_listed.clicked.connect(hook.predict_listed)
+    c.message.connect(context.notify)
     c.effort_changed.connect(dock._refresh_effort)
-    window.canvas.cursor_moved.connect(loop._on_canvas_cursor_moved)
-    clicks = _RegionClicks(loop)
-    window.canvas.viewport().installEventFilter(clicks)
-    # The workspace has no "project opened" signal; the image list swaps its model exactly
-    # when a project is attached or closed, after the new session exists.
-    window.dataset_dock.proxy.sourceModelChanged.connect(loop._on_project_changed)
-    loop._on_project_changed()
-    return loop
+    context.canvas.cursor_moved.connect(hook._on_canvas_cursor_moved)
+    clicks = _RegionClicks(hook)
+    context.canvas.viewport().installEventFilter(clicks)
+    controller.follow(context.workspace)  # first: it has the session before the dock shows
+    context.workspace.project_changed.connect(hook._on_workspace_project_changed)
+    hook._on_workspace_project_changed(context.workspace.project)
+    return hook

@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog
 from segstudio.core.errors import MaskError, SegstudioError
 from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveredMask, RecoveryJournal
+from segstudio.core.runs import active_model, set_active_model
 from segstudio.ui import dialogs
 from segstudio.ui.project import dialogs as project_dialogs
 from segstudio.ui.project.autosave import Autosaver
@@ -37,11 +38,18 @@ PROJECT_ACTIONS = (
 class Workspace(QObject):
     """Project lifecycle and navigation for one MainWindow.
 
-    `project_changed` fires after a project was opened (session ready, first image open)
-    and after it was closed; other parts (training, model dock) follow it.
+    Its signals are the one channel through which features (training, model) follow the
+    open project; they never reach into the session or the window for it.
     """
 
-    project_changed = Signal()
+    # the project opened (session ready, before its first image opens) or closed (None)
+    project_changed = Signal(object)
+    image_opened = Signal(str)  # the image now on the canvas
+    image_edited = Signal(str)  # a stroke or another edit changed this image's mask
+    status_changed = Signal(str, str)  # image id, new status
+    mask_saved = Signal(str)  # image id; its mask is on disk now
+    # the open project's active model (a Path, or None) was set; on open read `active_model`
+    active_model_changed = Signal(object)
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -116,6 +124,7 @@ class Workspace(QObject):
         session.loading.connect(lambda image_id: w.status.show_note(f"loading {image_id}..."))
         session.edited.connect(self._on_session_edited)
         session.status_changed.connect(self._on_session_status_changed)
+        session.saved.connect(self.mask_saved)
         session.dirty_changed.connect(self._on_session_dirty_changed)
         session.classes_changed.connect(self._on_session_classes_changed)
         session.message.connect(w.status.show_note)
@@ -131,12 +140,12 @@ class Workspace(QObject):
         self._enable_project_actions(True)
         w.setWindowTitle(f"{project.name} — segstudio")
         w.settings.add_recent_project(project.root)
+        self.project_changed.emit(project)  # features follow it before its first image opens
         ids = w.dataset_dock.visible_ids()
         if ids:
             self.open_image(ids[0])
         self._update_history_actions()
         w.apply_default_layout()
-        self.project_changed.emit()
 
     def close_project(self, show_welcome: bool = True) -> bool:
         """Save everything and close; False if the user chose to keep it open."""
@@ -159,7 +168,7 @@ class Workspace(QObject):
         if show_welcome:
             self.show_welcome()
         if had_project:
-            self.project_changed.emit()
+            self.project_changed.emit(None)
         return True
 
     def choose_project(self) -> None:
@@ -217,7 +226,24 @@ class Workspace(QObject):
         project_dialogs.ReportDialog(report, self.window).exec()
         self.open_project(root)
 
+    # -- the active model ------------------------------------------------------------------------
+    @property
+    def active_model(self) -> Path | None:
+        """The model training made active for the open project (None: none, or no project)."""
+        return active_model(self.project) if self.project is not None else None
+
+    def set_active_model(self, model_dir: Path | None) -> None:
+        """Write the project's active-model setting and tell the features; the one way it changes."""
+        if self.project is None:
+            return
+        set_active_model(self.project, model_dir)
+        self.active_model_changed.emit(self.active_model)
+
     # -- images and navigation ------------------------------------------------------------------
+    def listed_ids(self) -> list[str]:
+        """The image ids the image list shows now, in its order (its filters applied)."""
+        return self.window.dataset_dock.visible_ids()
+
     def open_image(self, image_id: str) -> bool:
         return self.session.open_image(image_id) if self.session else False
 
@@ -234,11 +260,12 @@ class Workspace(QObject):
         w.setWindowTitle(f"{image_id} ({record.status.replace('_', ' ')}) — "
                          f"{session.project.name} — segstudio")
         self._update_history_actions()
+        self.image_opened.emit(image_id)
 
     def go(self, step: int) -> bool:
         if self.session is None:
             return False
-        target = self.session.neighbor_id(step, self.window.dataset_dock.visible_ids())
+        target = self.session.neighbor_id(step, self.listed_ids())
         if target is None:
             self.window.status.show_note("no more images this way")
             return False
@@ -278,8 +305,9 @@ class Workspace(QObject):
                 action.setChecked(True)
 
     # -- session signals ----------------------------------------------------------------------------
-    def _on_session_edited(self, _image_id: str) -> None:
+    def _on_session_edited(self, image_id: str) -> None:
         self._update_history_actions()
+        self.image_edited.emit(image_id)
 
     def _update_history_actions(self) -> None:
         document = self.session.document if self.session else None
@@ -300,6 +328,7 @@ class Workspace(QObject):
         self.window.dataset_dock.refresh(image_id)
         if image_id == (self.session.current_id if self.session else None):
             self._on_title_status(image_id, status)
+        self.status_changed.emit(image_id, status)
 
     def _on_title_status(self, image_id: str, status: str) -> None:
         assert self.project is not None

@@ -31,7 +31,6 @@ class TrainingController(QObject):
 
     message = Signal(str)  # a short note for the status bar
     run_ended = Signal(dict)  # the final event
-    active_model_changed = Signal(str)
 
     def __init__(self, panel: TrainingPanel, dashboard: Dashboard, runs: RunsView,
                  parent: QObject | None = None) -> None:
@@ -55,7 +54,6 @@ class TrainingController(QObject):
         panel.stop_requested.connect(self.stop)
         runs.resume_requested.connect(self.resume)
         runs.message.connect(self.message)
-        runs.active_model_changed.connect(self.active_model_changed)
         self.process.event_received.connect(self._on_process_event_received)
         self.process.finished.connect(self._on_process_finished)
         self.process.state_changed.connect(self._on_process_state_changed)

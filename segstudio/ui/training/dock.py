@@ -1,5 +1,6 @@
-"""The Training dock (Train panel + live dashboard | Runs history) and its hook into the
-main window: a Training menu, the dock, following the open project, the close guard.
+"""The Training dock (Train panel + live dashboard | Runs history) and TrainingHook, what
+`segstudio.ui.training.install(context)` adds: a Training menu, the dock and a close guard;
+it follows the open project through the workspace's signals.
 
 The dock's insides (pyqtgraph, about a second to import) are built the first time the
 dock is shown or Train is chosen, so the app starts as fast without them.
@@ -11,10 +12,13 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QAction, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QLabel, QWidget
+from PySide6.QtWidgets import QDockWidget, QLabel, QMenu, QWidget
 
 if TYPE_CHECKING:
-    from segstudio.ui.main_window import MainWindow
+    from pathlib import Path
+
+    from segstudio.core.project import Project
+    from segstudio.ui.features import FeatureContext
     from segstudio.ui.training.controller import TrainingController
 
 
@@ -67,15 +71,18 @@ class TrainingDock(QDockWidget):
 
 
 class TrainingHook:
-    """What the main window holds: the dock, its actions, and the project follower."""
+    """What installing training adds: the dock, its menu and the close guard. It follows the
+    open project through the workspace's signals only."""
 
-    def __init__(self, window: MainWindow) -> None:
-        self.window = window
-        self.dock = TrainingDock(window)
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+    def __init__(self, context: FeatureContext) -> None:
+        self.workspace = context.workspace
+        self.notify = context.notify
+        self.dock = TrainingDock()
+        context.add_dock(self.dock, Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock.hide()
-        menu = window.menuBar().addMenu("&Training")
-        self.train_action = QAction("&Train model", window)
+        menu = QMenu("&Training")
+        menu.setObjectName("menu_training")
+        self.train_action = QAction("&Train model", menu)
         self.train_action.setShortcut(QKeySequence("Ctrl+T"))
         self.train_action.setToolTip("Save all masks and fine-tune a model on the labelled images")
         self.train_action.triggered.connect(self._on_train_action_triggered)
@@ -83,10 +90,11 @@ class TrainingHook:
         self.show_action.setText("Show training &dashboard")
         menu.addAction(self.train_action)
         menu.addAction(self.show_action)
-        self._session: object | None = None
-        # The workspace retitles the window whenever a project opens or closes (and on status
-        # changes): a cheap, edit-free way to follow it.
-        window.windowTitleChanged.connect(self.sync_project)
+        context.add_menu(menu)
+        context.add_close_guard(self.confirm_close)
+        self.workspace.project_changed.connect(self._on_workspace_project_changed)
+        self.workspace.status_changed.connect(self._on_workspace_data_changed)
+        self.workspace.mask_saved.connect(self._on_workspace_data_changed)
         self.dock.visibilityChanged.connect(self._on_dock_visibility_changed)
 
     @property
@@ -94,25 +102,25 @@ class TrainingHook:
         """The controller, building the dock's insides if needed."""
         if self.dock.controller is None:
             controller = self.dock.build()
-            controller.message.connect(self._on_controller_message)
-            self._session = None
-            self.sync_project()
+            controller.message.connect(self.notify)
+            # training makes a run's model active through the workspace, which tells the rest
+            self.dock.runs_view.write_active_model = self._write_active_model
+            self._on_workspace_project_changed(self.workspace.project)
         return self.dock.controller  # type: ignore[return-value]
 
-    def sync_project(self, *_: object) -> None:
+    def _on_workspace_project_changed(self, project: Project | None) -> None:
         controller = self.dock.controller
         if controller is None:
-            return
-        workspace = getattr(self.window, "workspace", None)
-        project = getattr(workspace, "project", None)
-        session = getattr(workspace, "session", None)
-        if session is not self._session:
-            self._session = session
-            for name in ("status_changed", "saved"):
-                signal = getattr(session, name, None)
-                if signal is not None:
-                    signal.connect(controller.refresh_data_soon)
-        controller.set_project(project, getattr(session, "save_all", None))
+            return  # built on first use, from the workspace's state then
+        session = self.workspace.session
+        controller.set_project(project, session.save_all if session is not None else None)
+
+    def _on_workspace_data_changed(self, *_: object) -> None:
+        if self.dock.controller is not None:
+            self.dock.controller.refresh_data_soon()
+
+    def _write_active_model(self, _project: Project, model_dir: Path | None) -> None:
+        self.workspace.set_active_model(model_dir)
 
     def show(self) -> TrainingController:
         controller = self.controller
@@ -132,17 +140,5 @@ class TrainingHook:
         self.dock.tabs.setCurrentIndex(0)
         controller.start()
 
-    def _on_controller_message(self, text: str) -> None:
-        status = getattr(self.window, "status", None)
-        if status is not None and hasattr(status, "show_note"):
-            status.show_note(text)
-        else:
-            self.window.statusBar().showMessage(text, 8000)
-
     def confirm_close(self) -> bool:
         return self.dock.confirm_close()
-
-
-def install_training(window: MainWindow) -> TrainingHook:
-    """Add the Training dock and menu to `window` (called once from MainWindow)."""
-    return TrainingHook(window)

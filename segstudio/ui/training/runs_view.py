@@ -5,6 +5,7 @@ stopped run; make a run's best model the project's active model."""
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from PySide6.QtCore import Qt, QUrl, Signal
@@ -42,7 +43,6 @@ SETTINGS_SHOWN = ("arch", "encoder", "pretrained", "epochs", "batch_size", "crop
 
 class RunsView(QWidget):
     resume_requested = Signal(str)  # run id
-    active_model_changed = Signal(str)  # model folder ("" when cleared)
     message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -51,6 +51,8 @@ class RunsView(QWidget):
         self.runs: list[RunInfo] = []
         self.busy = False  # a run is training: no resume meanwhile
         self.running_id: str | None = None  # the run the worker is training now
+        # In the window the workspace writes it (and tells the Model part); alone, core does.
+        self.write_active_model: Callable[[Project, Path | None], None] = set_active_model
         self.table = QTableWidget(0, len(COLUMNS))
         self.table.setHorizontalHeaderLabels(list(COLUMNS))
         self.table.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
@@ -257,9 +259,8 @@ class RunsView(QWidget):
         runs = self.selected_runs()
         if len(runs) != 1 or self.project is None or runs[0].model_dir is None:
             return
-        set_active_model(self.project, runs[0].model_dir)
+        self.write_active_model(self.project, runs[0].model_dir)
         self.message.emit(f"The model of run {runs[0].run_id} is now the project's active model.")
-        self.active_model_changed.emit(str(runs[0].model_dir))
         self.refresh()
 
     def _on_folder_clicked(self) -> None:
