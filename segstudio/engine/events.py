@@ -6,6 +6,7 @@ dashboard reads exactly this stream. Values that are undefined (the IoU of a cla
 from truth and prediction, GPU memory on a CPU) are JSON null, never NaN. Every event has
 `event` (its kind) and `time` (Unix seconds). A run starts with `run_started` (unless it
 fails before, with `error`) and ends with exactly one of `run_finished`, `stopped` or `error`.
+Their fields, as types both the engine and the app import, are in core/events_schema.py.
 
 run_started   run_id, run_dir, config (every training setting, resolved), device (name),
               device_type (cuda/mps/cpu), amp ("bf16"/"fp16"/"off"), world_size,
@@ -42,10 +43,7 @@ import time
 from collections.abc import Callable
 from typing import Any, TextIO
 
-EVENT_KINDS = (
-    "run_started", "progress", "epoch_end", "preview", "checkpoint",
-    "warning", "error", "stopped", "run_finished",
-)
+from segstudio.core.events_schema import EVENT_KINDS, event_time
 
 EventHandler = Callable[[dict[str, Any]], None]
 
@@ -66,9 +64,10 @@ def jsonable(value: Any) -> Any:
 
 
 def make_event(kind: str, /, **fields: Any) -> dict[str, Any]:
+    """An event of `kind` stamped now; its fields per core/events_schema.py, JSON-safe."""
     if kind not in EVENT_KINDS:
         raise ValueError(f"unknown event kind {kind!r}")
-    return {"event": kind, "time": round(time.time(), 3), **jsonable(fields)}
+    return {"event": kind, "time": event_time(), **jsonable(fields)}
 
 
 class JsonlWriter:

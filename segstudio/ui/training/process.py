@@ -17,16 +17,17 @@ import sys
 from collections import deque
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
-FINAL_EVENTS = ("run_finished", "stopped", "error")
+from segstudio.core.events_schema import FINAL_EVENTS, ErrorEvent, Event, WarningEvent, event_time
+
 STDERR_TAIL_LINES = 60
 MAX_LINE_BYTES = 4 * 2**20  # a "line" longer than this is garbage, not an event
 
 
-def parse_event_line(line: bytes | str) -> dict[str, Any]:
+def parse_event_line(line: bytes | str) -> Event:
     """One stdout line -> an event dict. Anything that is not a JSON object with an `event`
     field comes back as a `warning` event quoting the line, so the dashboard shows it."""
     text = line.decode("utf-8", errors="replace") if isinstance(line, bytes) else line
@@ -36,10 +37,10 @@ def parse_event_line(line: bytes | str) -> dict[str, Any]:
     except ValueError:
         value = None
     if isinstance(value, dict) and isinstance(value.get("event"), str):
-        return value
+        return cast(Event, value)
     shown = text if len(text) <= 200 else text[:200] + "..."
-    return {"event": "warning", "message": f"unexpected output from the training process: {shown}",
-            "malformed": True}
+    return WarningEvent(event="warning", time=event_time(), malformed=True,
+                        message=f"unexpected output from the training process: {shown}")
 
 
 class LineSplitter:
@@ -259,8 +260,9 @@ class TrainingProcess(QObject):
 
     def _on_process_error(self, error: QProcess.ProcessError) -> None:
         if error == QProcess.ProcessError.FailedToStart:
-            self._finish({"event": "error", "message": f"could not start the training process "
-                                                       f"({self.command[0]}): {self._process_error_text()}"})
+            self._finish(dict(ErrorEvent(event="error", time=event_time(),
+                                         message=f"could not start the training process "
+                                                 f"({self.command[0]}): {self._process_error_text()}")))
 
     def _process_error_text(self) -> str:
         return self._process.errorString() if self._process is not None else "unknown error"
@@ -277,7 +279,8 @@ class TrainingProcess(QObject):
         if self.final_event is not None:
             final = dict(self.final_event)
         else:
-            final = {"event": "error", "message": self._death_message(exit_code, exit_status), "died": True}
+            final = dict(ErrorEvent(event="error", time=event_time(), died=True,
+                                    message=self._death_message(exit_code, exit_status)))
             self.event_received.emit(final)
         final["exit_code"] = exit_code
         self._finish(final)
