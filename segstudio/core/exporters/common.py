@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from segstudio.core import imageio
 from segstudio.core.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import ExportError, SegstudioError
@@ -103,6 +104,15 @@ def copy_image(project: Project, record: ImageRecord, dest: Path) -> None:
         raise ExportError(f"image {source} of '{record.id}' is missing; relink or remove it")
     with open(source, "rb") as handle:
         atomic_write_with(dest, lambda target: shutil.copyfileobj(handle, target))
+
+
+def write_image_mask_pairs(run: ExportRun, image_dir: str, mask_dir: str) -> None:
+    """Each exported image copied as it is into OUT/image_dir and its mask as an indexed PNG
+    into OUT/mask_dir, both named after the image id (the masks and VOC layouts)."""
+    for record, mask in run.masks():
+        suffix = run.project.image_path(record).suffix.lower()
+        copy_image(run.project, record, run.out / image_dir / f"{record.id}{suffix}")
+        imageio.write_mask(run.out / mask_dir / f"{record.id}.png", mask, run.project.classes, compress_level=6)
 
 
 def write_gray_png(path: Path, array: np.ndarray) -> None:

@@ -10,16 +10,17 @@
 from __future__ import annotations
 
 from segstudio.core import imageio
-from segstudio.core.exporters.common import ExportRun, copy_image, write_classes, write_split_lists
+from segstudio.core.exporters.common import (
+    ExportRun,
+    write_classes,
+    write_image_mask_pairs,
+    write_split_lists,
+)
 
 
 def export_masks(run: ExportRun) -> None:
-    classes = run.project.classes
-    for record, mask in run.masks():
-        suffix = run.project.image_path(record).suffix.lower()
-        copy_image(run.project, record, run.out / "images" / f"{record.id}{suffix}")
-        imageio.write_mask(run.out / "masks" / f"{record.id}.png", mask, classes, compress_level=6)
-    write_classes(run.out, classes)
+    write_image_mask_pairs(run, "images", "masks")
+    write_classes(run.out, run.project.classes)
     write_split_lists(run.out, run.done)
 
 

@@ -8,21 +8,21 @@
 
 from __future__ import annotations
 
-from segstudio.core import imageio
 from segstudio.core.atomic import atomic_write_text
-from segstudio.core.exporters.common import ExportRun, copy_image, write_classes, write_split_lists
+from segstudio.core.exporters.common import (
+    ExportRun,
+    write_classes,
+    write_image_mask_pairs,
+    write_split_lists,
+)
 
 
 def export_voc(run: ExportRun) -> None:
-    classes = run.project.classes
-    for record, mask in run.masks():
-        suffix = run.project.image_path(record).suffix.lower()
-        copy_image(run.project, record, run.out / "JPEGImages" / f"{record.id}{suffix}")
-        imageio.write_mask(run.out / "SegmentationClass" / f"{record.id}.png", mask, classes, compress_level=6)
+    write_image_mask_pairs(run, "JPEGImages", "SegmentationClass")
     sets = run.out / "ImageSets" / "Segmentation"
     sets.mkdir(parents=True, exist_ok=True)
     write_split_lists(sets, run.done)
     trainval = sorted(r.id for r in run.done if r.split in ("train", "val"))
     if any(r.split == "train" for r in run.done) and any(r.split == "val" for r in run.done):
         atomic_write_text(sets / "trainval.txt", "\n".join(trainval) + "\n")
-    write_classes(run.out, classes)
+    write_classes(run.out, run.project.classes)
