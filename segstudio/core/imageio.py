@@ -20,7 +20,7 @@ from PIL import Image, ImageFile, UnidentifiedImageError
 
 from segstudio.core.atomic import atomic_write_with
 from segstudio.core.classes import ClassTable
-from segstudio.core.errors import ImageReadError, MaskError
+from segstudio.core.errors import ImageReadError, MaskError, SegstudioError
 
 # A desktop tool for microscopy and satellite tiles opens huge images on purpose.
 Image.MAX_IMAGE_PIXELS = None
@@ -72,6 +72,14 @@ def _open_pil(path: Path) -> Image.Image:
         raise ImageReadError(f"{path}: cannot be read ({exc})") from exc
 
 
+def _load_pil(im: Image.Image, path: Path, error: type[SegstudioError], what: str) -> None:
+    """Decode `im` fully; a corrupt or truncated file raises `error` naming the file."""
+    try:
+        im.load()
+    except (OSError, SyntaxError, ValueError) as exc:
+        raise error(f"{path}: {what} data is corrupt or truncated ({exc})") from exc
+
+
 def read_image_info(path: str | os.PathLike[str], verify: bool = False) -> ImageInfo:
     """Header facts; with `verify`, small enough images are decoded to catch truncation."""
     path = Path(path)
@@ -88,10 +96,7 @@ def read_image_info(path: str | os.PathLike[str], verify: bool = False) -> Image
         if orientation in (5, 6, 7, 8):
             width, height = height, width
         if verify and im.size[0] * im.size[1] <= VERIFY_MAX_PIXELS:
-            try:
-                im.load()
-            except (OSError, SyntaxError, ValueError) as exc:
-                raise ImageReadError(f"{path}: image data is corrupt or truncated ({exc})") from exc
+            _load_pil(im, path, ImageReadError, "image")
         return ImageInfo(width, height, im.mode, orientation)
 
 
@@ -132,10 +137,7 @@ def read_image_raw(path: str | os.PathLike[str]) -> np.ndarray:
 def _decode_with_pillow(path: Path) -> np.ndarray:
     im = _open_pil(path)
     with im:
-        try:
-            im.load()
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise ImageReadError(f"{path}: image data is corrupt or truncated ({exc})") from exc
+        _load_pil(im, path, ImageReadError, "image")
         if im.mode not in ("L", "RGB", "RGBA", "I;16", "I;16B", "I"):
             im = im.convert("RGBA" if "A" in im.getbands() else "RGB")
         return np.asarray(im)
@@ -169,10 +171,7 @@ def read_mask_array(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
     path = Path(path)
     im = _open_pil(path)
     with im:
-        try:
-            im.load()
-        except (OSError, SyntaxError, ValueError) as exc:
-            raise MaskError(f"{path}: mask data is corrupt or truncated ({exc})") from exc
+        _load_pil(im, path, MaskError, "mask")
         mode = im.mode
         if mode in ("P", "L"):
             return np.asarray(im, dtype=np.uint8), mode
