@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "segstudio.cli.project_cmds",
     "segstudio.cli.engine_cmds",
     "segstudio.cli.model_cmds",
+    "segstudio.cli.assist_cmds",
     "segstudio.cli.gui_cmd",
     "segstudio.cli.desktop_cmd",
 )
