@@ -113,7 +113,21 @@ class SegNetDecoderStage(nn.Module):
         return self.convs(x)
 
 
-class SegNet(nn.Module):
+class _UnpoolingNet(nn.Module):
+    """Encoder with pooling indices, decoder stages that unpool with them, then a classifier."""
+
+    encoder: SegNetEncoder
+    decoder: nn.ModuleList
+    classifier: nn.Conv2d
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, indices, sizes = self.encoder(x)
+        for stage, idx, size in zip(self.decoder, reversed(indices), reversed(sizes)):
+            x = stage(x, idx, size)
+        return self.classifier(x)
+
+
+class SegNet(_UnpoolingNet):
     """SegNet with a VGG16-BN encoder (13 conv layers) and the mirrored unpooling decoder."""
 
     divisor = 32
@@ -136,14 +150,8 @@ class SegNet(nn.Module):
         self.classifier = nn.Conv2d(VGG16_BLOCKS[0][0], num_classes, kernel_size=3, padding=1)
         he_init(self)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, indices, sizes = self.encoder(x)
-        for stage, idx, size in zip(self.decoder, reversed(indices), reversed(sizes)):
-            x = stage(x, idx, size)
-        return self.classifier(x)
 
-
-class SegNetBasic(nn.Module):
+class SegNetBasic(_UnpoolingNet):
     """The paper's SegNet-Basic: 4 encoders and 4 decoders of 64 channels with 7x7 kernels.
 
     As in the paper, decoder convolutions have batch norm but no ReLU.
@@ -160,12 +168,6 @@ class SegNetBasic(nn.Module):
         )
         self.classifier = nn.Conv2d(width, num_classes, kernel_size=1)
         he_init(self)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x, indices, sizes = self.encoder(x)
-        for stage, idx, size in zip(self.decoder, reversed(indices), reversed(sizes)):
-            x = stage(x, idx, size)
-        return self.classifier(x)
 
 
 def he_init(model: nn.Module) -> None:
