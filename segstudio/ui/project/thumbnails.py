@@ -15,6 +15,7 @@ from PySide6.QtGui import QImage, QPixmap
 
 from segstudio.core import imageio
 from segstudio.ui.jobs import Job, run_in_background
+from segstudio.ui.qimages import rgb_qimage
 
 THUMB_SIZE = QSize(72, 54)
 
@@ -26,9 +27,7 @@ def make_thumbnail(path: Path, size: QSize, _job: Job[QImage]) -> QImage:
     scale = min(size.width() / width, size.height() / height, 1.0)
     small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
                        interpolation=cv2.INTER_AREA)
-    # QImage (unlike QPixmap) may be built off the UI thread; copy() owns the bytes.
-    return QImage(small.data, small.shape[1], small.shape[0], small.strides[0],
-                  QImage.Format.Format_RGB888).copy()
+    return rgb_qimage(small)  # a QImage (unlike a QPixmap) may be built off the UI thread
 
 
 class ThumbnailCache(QObject):
