@@ -20,6 +20,7 @@ from segstudio.ui.annotate.classes_dock import ClassesDock
 from segstudio.ui.annotate.tool_bar import ToolBar
 from segstudio.ui.features import CloseGuard, FeatureContext
 from segstudio.ui.project.dataset_dock import DatasetDock
+from segstudio.ui.project.view_memory import ViewMemory
 from segstudio.ui.project.workspace import Workspace
 from segstudio.ui.resources import app_icon
 from segstudio.ui.settings import AppSettings
@@ -54,7 +55,10 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dataset_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.classes_dock)
         self.workspace = Workspace(self)
+        self.view_memory = ViewMemory(self.settings, self.workspace, self.canvas, self.tool_bar,
+                                      self.classes_dock, self)
         self._close_guards: list[CloseGuard] = []
+        self._project_docks: dict[QDockWidget, bool] = {}  # feature docks -> shown with a project
         self._connect()
         features = FeatureContext(
             workspace=self.workspace, canvas=self.canvas, add_dock=self._add_dock,
@@ -65,6 +69,8 @@ class MainWindow(QMainWindow):
         self.model = model.install(features)
         self._default_layout_pending = True
         self._restore_layout()
+        self.workspace.project_changed.connect(self._on_workspace_project_changed)
+        self._on_workspace_project_changed(None)
         self.workspace.show_welcome()
         app = QApplication.instance()
         if app is not None:
@@ -117,18 +123,56 @@ class MainWindow(QMainWindow):
 
     def _restore_layout(self) -> None:
         geometry = self.settings.window_geometry()
-        if geometry is not None:
-            self.restoreGeometry(geometry)
-        else:
-            self.resize(1400, 900)
+        if geometry is None or not self.restoreGeometry(geometry) or not self._fits_screen():
+            self.fit_to_screen()
         state = self.settings.window_state()
         if state is not None:
             self.restoreState(state)
             self._default_layout_pending = False  # the user's own arrangement wins
 
+    def _fits_screen(self) -> bool:
+        """A restored geometry is kept only when it is on a screen and not shrunk to a corner
+        (as one written by a crashed or half-started session can be)."""
+        screen = self.screen()
+        if screen is None:
+            return True
+        available = screen.availableGeometry()
+        frame = self.frameGeometry()
+        visible = frame.intersected(available)
+        big_enough = (self.width() >= min(1280, available.width() * 0.6)
+                      and self.height() >= min(800, available.height() * 0.6))
+        return big_enough and visible.width() * visible.height() >= 0.8 * frame.width() * frame.height()
+
+    def fit_to_screen(self) -> None:
+        """The first layout: most of the screen's available area (up to 1600x1000), centred."""
+        screen = self.screen()
+        if screen is None:
+            self.resize(1400, 900)
+            return
+        available = screen.availableGeometry()
+        width = min(1600, int(available.width() * 0.92))
+        height = min(1000, int(available.height() * 0.92))
+        self.resize(width, height)
+        self.move(available.left() + (available.width() - width) // 2,
+                  available.top() + (available.height() - height) // 2)
+
+    def _on_workspace_project_changed(self, project: object) -> None:
+        """Feature docks only make sense with a project: hidden on the welcome screen, back as
+        they were when one opens. The layout is saved too, so a crash keeps it."""
+        for dock in self._project_docks:
+            if project is None:
+                self._project_docks[dock] = self._project_docks[dock] or dock.isVisible()
+                dock.hide()
+            elif self._project_docks[dock]:
+                self._project_docks[dock] = False
+                dock.show()
+        if project is not None:
+            self.settings.save_window(self.saveGeometry(), self.saveState())
+
     # -- feature slots (FeatureContext) ------------------------------------------------------------
     def _add_dock(self, dock: QDockWidget, area: Qt.DockWidgetArea) -> None:
         self.addDockWidget(area, dock)
+        self._project_docks[dock] = False
 
     def _add_menu(self, menu: QMenu) -> None:
         """A feature's menu goes before Help (Help stays rightmost); its shortcuts work while
@@ -164,7 +208,9 @@ class MainWindow(QMainWindow):
         column = [dock for dock in self.findChildren(QDockWidget)
                   if dock.isVisible() and self.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea]
         if len(column) > 1:
-            self.resizeDocks([self.classes_dock], [int(self.height() * 0.42)], Qt.Orientation.Vertical)
+            # at least eight class rows above the buttons, more on a tall screen
+            rows = self.classes_dock.height_for_rows(8)
+            self.resizeDocks([self.classes_dock], [max(rows, int(self.height() * 0.42))], Qt.Orientation.Vertical)
         QTimer.singleShot(0, self.canvas.zoom_fit)  # the canvas changed size with the docks
 
     def open_project(self, path: Path) -> bool:

@@ -1,11 +1,16 @@
-"""What the app remembers between runs (QSettings): recent projects and window layout.
+"""What the app remembers between runs (QSettings): recent projects, window layout, and how
+each project was last viewed (active class, tool, brush size, overlay opacity).
 
-Only these live in QSettings; everything about a project lives in its folder.
+Only these live in QSettings; everything about a project's data lives in its folder (the
+view is the user's habit, not the team's data, so it stays out of project.json).
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QByteArray, QSettings
 
@@ -54,5 +59,21 @@ class AppSettings:
         self._settings.setValue("window/geometry", geometry)
         self._settings.setValue("window/state", state)
 
+    # -- per-project view ------------------------------------------------------------------------
+    def project_view(self, root: Path) -> dict[str, Any]:
+        value = self._settings.value(f"projects/{_project_key(root)}/view")
+        try:
+            view = json.loads(value) if isinstance(value, str) else {}
+        except ValueError:
+            return {}
+        return view if isinstance(view, dict) else {}
+
+    def save_project_view(self, root: Path, view: dict[str, Any]) -> None:
+        self._settings.setValue(f"projects/{_project_key(root)}/view", json.dumps(view, sort_keys=True))
+
     def sync(self) -> None:
         self._settings.sync()
+
+
+def _project_key(root: Path) -> str:
+    return hashlib.sha1(str(Path(root).resolve()).encode("utf-8")).hexdigest()[:16]

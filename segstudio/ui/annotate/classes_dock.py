@@ -116,6 +116,13 @@ class ClassesDock(QDockWidget):
         self.list.itemDoubleClicked.connect(lambda _item: self.rename_class())
         self.setEnabled(False)
 
+    def height_for_rows(self, rows: int) -> int:
+        """The dock height that shows `rows` class rows above its buttons."""
+        row = self.list.sizeHintForRow(0) if self.list.count() else self.list.fontMetrics().height() + 6
+        frame = self.list.frameWidth() * 2
+        chrome = self.height() - self.list.height()  # title bar, margins, buttons
+        return rows * max(row, 16) + frame + max(chrome, 0)
+
     # -- model -------------------------------------------------------------------------------------
     def set_session(self, session: EditingSession | None) -> None:
         self.session = session
