@@ -305,10 +305,10 @@ def test_effort_baseline_write_is_atomic(tmp_path: Path, monkeypatch: pytest.Mon
     before = sorted(p.name for p in tracker.folder.iterdir())
 
     def refuse(*_args: object) -> None:
-        raise OSError("disk full")
+        raise OSError(28, "No space left on device")
 
     monkeypatch.setattr("os.replace", refuse)
-    with pytest.raises(OSError, match="disk full"):
+    with pytest.raises(OSError):  # the write fails (core/atomic may word it as it likes)
         tracker.model_wrote("a", first, first + 1)
     monkeypatch.undo()
     np.testing.assert_array_equal(tracker.baseline("a"), first)
