@@ -41,3 +41,21 @@ class TrainingError(SegstudioError):
 
 class ToolError(SegstudioError):
     """An annotation tool could not do what was asked (e.g. GrabCut without background)."""
+
+
+class StorageError(SegstudioError, OSError):
+    """A file could not be written (disk full, I/O error, read-only or vanished folder).
+    The previous file is intact. Also an OSError, so callers that caught the raw OS error
+    before keep working."""
+
+
+class ProjectLockedError(ProjectError):
+    """Another live process holds the project's write lock longer than we may wait."""
+
+
+class MaskConflictError(MaskError):
+    """A mask changed on disk since this process read it: keep mine as a new save, or load theirs."""
+
+    def __init__(self, message: str, conflict: object = None) -> None:
+        super().__init__(message)
+        self.conflict = conflict  # a core.mask_guard.MaskConflict: which image, which file

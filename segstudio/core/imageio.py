@@ -30,6 +30,11 @@ IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".
 # Images up to this many pixels are fully decoded when checked at import; larger ones are
 # checked by header only (decoding a 400-Mpixel tile would take seconds and gigabytes).
 VERIFY_MAX_PIXELS = 64_000_000
+# Our own decompression-bomb checks on the header (Pillow's are off, above): no image or mask
+# beyond OpenCV's decode ceiling (32768 x 32768), and none above VERIFY_MAX_PIXELS whose
+# pixels outnumber its file bytes by more than BOMB_RATIO (a few-kB file claiming gigapixels).
+MAX_PIXELS = 1 << 30
+BOMB_RATIO = 2000
 
 # EXIF orientation -> (transpose?, rotate code) applied after decoding.
 _ORIENTATION_OPS: dict[int, tuple[int | None, int | None]] = {
@@ -100,6 +105,37 @@ def read_image_info(path: str | os.PathLike[str], verify: bool = False) -> Image
         return ImageInfo(width, height, im.mode, orientation)
 
 
+def check_pixel_budget(path: Path, width: int, height: int,
+                       error: type[ImageReadError] | type[MaskError] = ImageReadError) -> None:
+    """Refuse, from the header alone, a size no real image has: over MAX_PIXELS, or a big
+    image packed implausibly tight (a decompression bomb)."""
+    pixels = int(width) * int(height)
+    if pixels > MAX_PIXELS:
+        raise error(f"{path}: {width}x{height} is {pixels / 1e6:.0f} Mpixel, more than segstudio opens "
+                    f"({MAX_PIXELS / 1e6:.0f} Mpixel); split it into tiles first")
+    if pixels > VERIFY_MAX_PIXELS:
+        try:
+            size = path.stat().st_size
+        except OSError:
+            return
+        if pixels > BOMB_RATIO * max(size, 1):
+            raise error(f"{path}: a {size}-byte file claims {width}x{height} pixels; this looks like a "
+                        "decompression bomb, so it is not opened")
+
+
+def check_mask_header(path: Path, shape: tuple[int, int]) -> None:
+    """Before decoding a mask: its header size must be the image's (and within budget)."""
+    im = _open_pil(path)
+    with im:
+        width, height = im.size
+    check_pixel_budget(path, width, height, MaskError)
+    if (height, width) != tuple(shape):
+        raise MaskError(
+            f"{path}: mask is {width}x{height} but its image is {shape[1]}x{shape[0]}; "
+            "delete or resize the mask"
+        )
+
+
 def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     if orientation in (5, 7):
         array = np.swapaxes(array, 0, 1)
@@ -118,6 +154,7 @@ def read_image_raw(path: str | os.PathLike[str]) -> np.ndarray:
     """Decoded pixels in their own depth (uint8 or uint16), gray HxW or colour HxWxC in RGB(A)."""
     path = Path(path)
     info = read_image_info(path)
+    check_pixel_budget(path, info.width, info.height)  # listing reads headers; decoding is checked
     try:
         buffer = np.fromfile(path, dtype=np.uint8)  # fromfile + imdecode: non-ASCII paths too
     except OSError as exc:
@@ -171,6 +208,7 @@ def read_mask_array(path: str | os.PathLike[str]) -> tuple[np.ndarray, str]:
     path = Path(path)
     im = _open_pil(path)
     with im:
+        check_pixel_budget(path, im.size[0], im.size[1], MaskError)
         _load_pil(im, path, MaskError, "mask")
         mode = im.mode
         if mode in ("P", "L"):

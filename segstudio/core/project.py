@@ -7,15 +7,21 @@
       runs/  models/      reserved for training
 
 Every write is atomic; the manifest is written last so that a failed import or a crash
-leaves the previous, consistent project behind.
+leaves the previous, consistent project behind. Several processes may hold one project (the
+app, a CLI import, a second window): `save()` takes the project's write lock, re-reads the
+manifest and replays this process's changes onto it (manifest_merge), so nobody's changes
+are lost; a mask changed on disk by another writer is reported, never silently overwritten.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import hashlib
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -25,9 +31,12 @@ import numpy as np
 
 from segstudio import __version__
 from segstudio.core import imageio
-from segstudio.core.atomic import atomic_write_json
+from segstudio.core.atomic import atomic_write_bytes, clean_stray_temps, storage_error
 from segstudio.core.classes import ClassTable
-from segstudio.core.errors import MaskError, ProjectError
+from segstudio.core.errors import MaskError, ProjectError, StorageError
+from segstudio.core.locking import DEFAULT_TIMEOUT_S, LockInfo, ProjectLock, lock_info
+from segstudio.core.manifest_merge import ManifestState, MergeResult, merge
+from segstudio.core.mask_guard import MaskStamps, file_stamp
 from segstudio.core.vocabulary import SPLITS, STATUSES, Split, Status
 
 MANIFEST_NAME = "project.json"
@@ -71,6 +80,17 @@ def check_split(split: str) -> Split:
 def check_status(status: str) -> Status:
     """`status` if the manifest accepts it; otherwise a ProjectError naming the valid ones."""
     return cast(Status, _check_choice(status, STATUSES, "status"))
+
+
+def check_image_id(image_id: str) -> str:
+    """`image_id` if it is a plain file name: it names masks/<id>.png, so an id such as
+    '../../x' or '/etc/x' in a hostile manifest must never lead a write out of masks/."""
+    plain = Path(image_id)
+    if (not image_id or image_id in (".", "..") or "\0" in image_id or "/" in image_id
+            or "\\" in image_id or plain.anchor or plain.name != image_id):
+        raise ProjectError(f"image id {image_id!r} is not a plain file name (it names the mask file); "
+                           "rename the image in the manifest")
+    return image_id
 
 
 # -- schema migration -----------------------------------------------------------------------
@@ -120,6 +140,64 @@ def migrate(data: dict[str, Any], source: str = MANIFEST_NAME) -> dict[str, Any]
     return data
 
 
+class _NewerSchemaError(ProjectError):
+    """The manifest on disk was written by a newer segstudio: never overwrite it."""
+
+
+def _parse_manifest(raw: bytes, root: Path) -> tuple[ManifestState, Any]:
+    """A manifest file's bytes as a state (migrated to this schema) and its original version."""
+    manifest = root / MANIFEST_NAME
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise ProjectError(f"{manifest} is not UTF-8 text; restore it from a backup") from exc
+    except json.JSONDecodeError as exc:
+        raise ProjectError(
+            f"{manifest} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
+            "restore it from a backup or fix it in a text editor"
+        ) from exc
+    except RecursionError as exc:
+        raise ProjectError(f"{manifest} is nested too deeply to be a manifest") from exc
+    if not isinstance(data, dict):
+        raise ProjectError(f"{manifest} must hold a JSON object")
+    original_version = data.get("schema_version", data.get("version"))
+    if isinstance(original_version, int) and original_version > SCHEMA_VERSION:
+        try:
+            migrate(data, str(manifest))
+        except ProjectError as exc:
+            raise _NewerSchemaError(str(exc)) from exc
+    data = migrate(data, str(manifest))
+    try:
+        classes = ClassTable.from_list(data.get("classes", []))
+    except Exception as exc:
+        raise ProjectError(f"{manifest}: invalid classes ({exc})") from exc
+    images = _parse_images(data.get("images", []), str(manifest))
+    settings = data.get("settings", {})
+    if not isinstance(settings, dict):
+        raise ProjectError(f"{manifest}: 'settings' must be an object")
+    name = str(data.get("name") or root.resolve().name)
+    return ManifestState(name, classes, {rec.id: rec for rec in images}, settings), original_version
+
+
+def _manifest_dict(state: ManifestState) -> dict[str, Any]:
+    return {
+        "schema_version": SCHEMA_VERSION,
+        "segstudio_version": __version__,
+        "name": state.name,
+        "classes": state.classes.to_list(),
+        "settings": state.settings,
+        "images": [rec.to_dict() for rec in state.images.values()],
+    }
+
+
+def _encode(data: dict[str, Any]) -> bytes:
+    return (json.dumps(data, indent=2, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _digest(raw: bytes) -> str:
+    return hashlib.blake2b(raw, digest_size=16).hexdigest()
+
+
 def _parse_images(items: Any, source: str) -> list[ImageRecord]:
     if not isinstance(items, list):
         raise ProjectError(f"{source}: 'images' must be a list")
@@ -128,7 +206,7 @@ def _parse_images(items: Any, source: str) -> list[ImageRecord]:
     for index, item in enumerate(items):
         try:
             record = ImageRecord(
-                id=str(item["id"]),
+                id=check_image_id(str(item["id"])),
                 path=str(item["path"]),
                 width=int(item.get("width", 0)),
                 height=int(item.get("height", 0)),
@@ -158,6 +236,14 @@ class Project:
         self.classes = classes
         self._images: dict[str, ImageRecord] = {rec.id: rec for rec in images}
         self.settings: dict[str, Any] = dict(settings or {})
+        # The manifest as last read or written (what save() diffs against) and its digest.
+        self._base = ManifestState.snapshot(name, classes, self._images, self.settings)
+        self._disk_digest: str | None = None
+        self._masks = MaskStamps(self.root)
+        self.lock_timeout = DEFAULT_TIMEOUT_S
+        # Ids of images this process added that the last save renamed (another writer had
+        # added a different image under the same id): old id -> new id.
+        self.last_renamed: dict[str, str] = {}
 
     # -- create / open / save ---------------------------------------------------------------
     @classmethod
@@ -182,50 +268,101 @@ class Project:
             root = root.parent
         manifest = root / MANIFEST_NAME
         try:
-            text = manifest.read_text(encoding="utf-8")
+            raw = manifest.read_bytes()
         except FileNotFoundError as exc:
             raise ProjectError(f"{root} is not a segstudio project (no {MANIFEST_NAME}); create one with 'segstudio new'") from exc
         except OSError as exc:
             raise ProjectError(f"cannot read {manifest}: {exc.strerror or exc}") from exc
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ProjectError(
-                f"{manifest} is not valid JSON (line {exc.lineno}, column {exc.colno}: {exc.msg}); "
-                "restore it from a backup or fix it in a text editor"
-            ) from exc
-        if not isinstance(data, dict):
-            raise ProjectError(f"{manifest} must hold a JSON object")
-        original_version = data.get("schema_version", data.get("version"))
-        data = migrate(data, str(manifest))
-        try:
-            classes = ClassTable.from_list(data.get("classes", []))
-        except Exception as exc:
-            raise ProjectError(f"{manifest}: invalid classes ({exc})") from exc
-        images = _parse_images(data.get("images", []), str(manifest))
-        settings = data.get("settings", {})
-        if not isinstance(settings, dict):
-            raise ProjectError(f"{manifest}: 'settings' must be an object")
-        project = cls(root, str(data.get("name") or root.resolve().name), classes, images, settings)
+        state, original_version = _parse_manifest(raw, root)
+        project = cls(root, state.name, state.classes, state.images.values(), state.settings)
+        project._disk_digest = _digest(raw)
+        for folder in (root, root / "masks"):
+            clean_stray_temps(folder)  # left by a writer killed mid-save; never read
         if original_version != SCHEMA_VERSION:
             project.save()
         return project
 
     def to_dict(self) -> dict[str, Any]:
-        return {
-            "schema_version": SCHEMA_VERSION,
-            "segstudio_version": __version__,
-            "name": self.name,
-            "classes": self.classes.to_list(),
-            "settings": self.settings,
-            "images": [rec.to_dict() for rec in self._images.values()],
-        }
+        return _manifest_dict(self._state())
 
     def save(self) -> None:
+        """Lock the project, re-read the manifest, replay this process's changes since the
+        last sync onto it, write it atomically, unlock; this object then holds the merged
+        state, other writers' changes included."""
+        self._require_root()
         try:
-            atomic_write_json(self.manifest_path, self.to_dict())
+            with ProjectLock(self.root, timeout=self.lock_timeout):
+                theirs, _ = self._read_disk()
+                mine = self._state()
+                result = merge(self._base, mine, theirs) if theirs is not None else MergeResult(mine)
+                raw = _encode(_manifest_dict(result.state))
+                atomic_write_bytes(self.manifest_path, raw)
+        except StorageError as exc:
+            raise ProjectError(f"cannot save {self.manifest_path}: {exc}") from exc
+        self._adopt(result)
+        self._base = ManifestState.snapshot(self.name, self.classes, self._images, self.settings)
+        self._disk_digest = _digest(raw)
+
+    def refresh(self) -> bool:
+        """Follow what others saved: re-read the manifest and keep this process's unsaved
+        changes on top of it. True when the file had changed since the last sync."""
+        theirs, digest = self._read_disk()
+        if theirs is None or digest == self._disk_digest:
+            return False
+        self._adopt(merge(self._base, self._state(), theirs))
+        self._base = theirs
+        self._disk_digest = digest
+        return True
+
+    def lock_info(self) -> LockInfo | None:
+        """Who is writing the project right now (host, pid, since), if anyone."""
+        return lock_info(self.root)
+
+    def _state(self) -> ManifestState:
+        return ManifestState(self.name, self.classes, self._images, self.settings)
+
+    def _adopt(self, result: MergeResult) -> None:
+        # In place, so that a caller holding `project.settings` sees the merged values.
+        state = result.state
+        self.name, self.classes = state.name, state.classes
+        images, settings = dict(state.images), dict(state.settings)
+        self._images.clear()
+        self._images.update(images)
+        self.settings.clear()
+        self.settings.update(settings)
+        for old, new in result.renamed.items():
+            self._masks.rename(old, new)
+        self.last_renamed = dict(result.renamed)
+
+    def _read_disk(self) -> tuple[ManifestState | None, str | None]:
+        """The manifest on disk now and its digest; the last synced state when unchanged;
+        None when it was deleted, or unreadable (then kept aside and rewritten from memory)."""
+        path = self.manifest_path
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            return None, None
         except OSError as exc:
-            raise ProjectError(f"cannot save {self.manifest_path}: {exc.strerror or exc}; is the folder writable?") from exc
+            raise ProjectError(f"cannot read {path} to merge with: {exc.strerror or exc}; "
+                               "check the drive and save again") from exc
+        digest = _digest(raw)
+        if digest == self._disk_digest:
+            return self._base, digest
+        try:
+            state, _ = _parse_manifest(raw, self.root)
+        except _NewerSchemaError:
+            raise
+        except ProjectError:
+            # Torn or hand-broken: keep it for the user, then write the state held here.
+            with contextlib.suppress(OSError):
+                shutil.copy2(path, path.with_name(f"{MANIFEST_NAME}.unreadable-{time.strftime('%Y%m%d-%H%M%S')}"))
+            return None, None
+        return state, digest
+
+    def _require_root(self) -> None:
+        if not self.root.is_dir():
+            gone = storage_error(self.manifest_path, FileNotFoundError(errno.ENOENT, "no such folder"))
+            raise ProjectError(f"cannot save the project: {gone} Your changes are still open here") from gone
 
     @property
     def manifest_path(self) -> Path:
@@ -277,7 +414,7 @@ class Project:
         `image_id` (importers) asks for an id other than the file's stem; it is made unique."""
         source = Path(path)
         info = info or imageio.read_image_info(source)
-        image_id = self.unique_id(image_id or source.stem)
+        image_id = self.unique_id(check_image_id(image_id or source.stem))
         if copy:
             target = self.root / "images" / f"{image_id}{source.suffix.lower()}"
             target.parent.mkdir(exist_ok=True)
@@ -322,8 +459,12 @@ class Project:
         """The saved mask, checked against the image size and class table; None if absent."""
         record = self.image(record) if isinstance(record, str) else record
         path = self.mask_path(record)
-        if not path.is_file():
+        stamp = file_stamp(path)  # taken first: a change while we read shows as a conflict later
+        self._masks.seen(record.id, stamp)
+        if stamp is None or not path.is_file():
             return None
+        if record.width:
+            imageio.check_mask_header(path, (record.height, record.width))
         mask = imageio.read_mask(path, self.classes)
         if record.width and mask.shape != (record.height, record.width):
             raise MaskError(
@@ -338,15 +479,44 @@ class Project:
 
     def write_mask(self, record: ImageRecord | str, mask: np.ndarray, status: str | None = None,
                    save_manifest: bool = True) -> ImageRecord:
-        """Check and atomically write a mask; optionally set the image's status."""
+        """Check and atomically write a mask; optionally set the image's status. A mask that
+        another writer changed (or deleted) since this process read it raises
+        MaskConflictError; answer with keep_mine() or load_theirs()."""
         record = self.image(record) if isinstance(record, str) else record
+        self._masks.check(record.id, self.mask_path(record))
+        return self._write_mask(record, mask, status, save_manifest)
+
+    def keep_mine(self, record: ImageRecord | str, mask: np.ndarray, status: str | None = None,
+                  save_manifest: bool = True) -> Path | None:
+        """Resolve a mask conflict for mine: theirs is copied to .conflicts/ (returned path),
+        then mine is written."""
+        record = self.image(record) if isinstance(record, str) else record
+        kept = self._masks.keep_aside(record.id, self.mask_path(record))
+        self._write_mask(record, mask, status, save_manifest)
+        return kept
+
+    def load_theirs(self, record: ImageRecord | str) -> np.ndarray | None:
+        """Resolve a mask conflict for theirs: the mask on disk now (None: they deleted it)."""
+        return self.read_mask(record)
+
+    def mask_changed_on_disk(self, record: ImageRecord | str) -> bool:
+        """Whether another writer changed this mask since this process read or wrote it."""
+        image_id = record if isinstance(record, str) else record.id
+        return self._masks.conflict(image_id, self.mask_path(image_id)) is not None
+
+    def _write_mask(self, record: ImageRecord, mask: np.ndarray, status: str | None,
+                    save_manifest: bool) -> ImageRecord:
         if mask.shape != (record.height, record.width):
             raise MaskError(
                 f"mask for '{record.id}' is {mask.shape[1]}x{mask.shape[0]} but the image is "
                 f"{record.width}x{record.height}"
             )
         imageio.check_mask_values(mask, self.classes, source=f"mask for '{record.id}'")
-        imageio.write_mask(self.mask_path(record), mask, self.classes)
+        if not self.root.is_dir():  # never recreate a vanished project (an unmounted drive)
+            raise storage_error(self.mask_path(record), FileNotFoundError(errno.ENOENT, "no such folder"))
+        path = self.mask_path(record)
+        imageio.write_mask(path, mask, self.classes)
+        self._masks.seen(record.id, file_stamp(path))
         if status is not None and status != record.status:
             record = self.update_image(record.id, status=status)
             if save_manifest:
@@ -356,6 +526,7 @@ class Project:
     def delete_mask(self, record: ImageRecord | str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.mask_path(record).unlink()
+        self._masks.seen(record if isinstance(record, str) else record.id, None)
 
     # -- classes ----------------------------------------------------------------------------
     def set_classes(self, classes: ClassTable) -> None:
@@ -373,6 +544,7 @@ class Project:
             mask, _ = imageio.read_mask_array(path)
             if np.any(mask == old_id):
                 imageio.write_mask(path, lut[mask], self.classes)
+                self._masks.seen(record.id, file_stamp(path))
                 changed.append(record.id)
         return changed
 
