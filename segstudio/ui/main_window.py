@@ -203,7 +203,7 @@ class MainWindow(QMainWindow):
         self._default_layout_pending = False
         width = self.width()
         left = max(220, min(280, int(width * 0.2)))
-        right = max(330, min(360, int(width * 0.26)))  # the Model dock needs about 330
+        right = max(340, min(380, int(width * 0.27)))  # the Model dock needs about 320 + a scroll bar
         self.resizeDocks([self.dataset_dock, self.classes_dock], [left, right], Qt.Orientation.Horizontal)
         column = [dock for dock in self.findChildren(QDockWidget)
                   if dock.isVisible() and self.dockWidgetArea(dock) == Qt.DockWidgetArea.RightDockWidgetArea]

@@ -90,6 +90,7 @@ class PredictionDock(QDockWidget):
         scroll = QScrollArea(self)
         scroll.setWidgetResizable(True)
         scroll.setFrameShape(QScrollArea.Shape.NoFrame)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)  # it narrows instead
         scroll.setWidget(body)
         self.setWidget(scroll)
 
@@ -146,13 +147,13 @@ class PredictionDock(QDockWidget):
         return box
 
     def _build_accept_box(self, parent: QWidget) -> QGroupBox:
-        box = QGroupBox("Accept into the mask (each is one undo step)", parent)
+        box = QGroupBox("Accept into the mask (one undo step each)", parent)
         grid = QVBoxLayout(box)
         row = QHBoxLayout()
         self.accept_all_button = _button("All", "accept_all", "Take the whole prediction (Alt+A)", box)
-        self.accept_unlabeled_button = _button("Unlabelled only", "accept_unlabeled",
+        self.accept_unlabeled_button = _button("Unlabelled", "accept_unlabeled",
                                                "Take the prediction where nothing is labelled yet (Alt+U)", box)
-        self.accept_region_button = _button("Click a region", "accept_region",
+        self.accept_region_button = _button("Region...", "accept_region",
                                             "Then click the canvas: takes the predicted area under the "
                                             "click (Shift+A: the area under the cursor)", box)
         self.accept_region_button.setCheckable(True)
