@@ -17,6 +17,7 @@ from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QKeySequence, QMouseEvent
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMenu
 
+from segstudio.ui import dialogs
 from segstudio.ui.model.controller import LoopController
 from segstudio.ui.model.prediction_dock import PredictionDock
 
@@ -118,7 +119,12 @@ class ModelHook:
         session = self.controller.session
         if session is None:
             return
-        session.save_all()  # the exporters read masks from disk
+        saved = session.save_all()  # the exporters read masks from disk
+        if not saved.ok and not dialogs.ask(
+                self.dock.window(), "Some masks are not saved",
+                f"{saved.error}\n\nThe export would take the last saved version of those masks. "
+                "Their unsaved edits stay in the recovery journal. Export anyway?"):
+            return
         ExportDatasetDialog(session.project, self.dock.window()).exec()
 
     def _on_canvas_cursor_moved(self, x: int, y: int, _class_id: int) -> None:
