@@ -272,3 +272,125 @@ def test_a_mask_changed_by_another_writer_is_a_conflict_not_an_overwrite(tmp_pat
     assert app.load_theirs("im0") is None
     app.write_mask("im0", mine)
     assert not app.mask_changed_on_disk("im0")
+
+
+# -- two writers and crashes, at random -----------------------------------------------------------
+from hypothesis import HealthCheck, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule  # noqa: E402
+
+STATUSES = ("unlabeled", "in_progress", "labeled", "reviewed")
+POOL = 12  # image files per folder; folders a/ and b/ share stems, so ids collide
+
+
+class TwoWriters(RuleBasedStateMachine):
+    """Writers 0 and 1 edit one project folder; the model says what must be on disk:
+    every image a save made durable, each status the last saver changed, each mask the
+    last one written (a write over another writer's mask is refused as a conflict)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import tempfile
+
+        self.tmp = Path(tempfile.mkdtemp(prefix="two-writers-"))
+        self.files = [p for folder in "ab" for p in make_images(self.tmp / folder, POOL, stem="x")]
+        self.writers = [Project.create(self.tmp / "P", CLASSES)]
+        self.writers.append(Project.open(self.tmp / "P"))
+        self.durable: set[str] = set()  # image paths (as the manifest stores them)
+        self.pending_adds: list[set[str]] = [set(), set()]
+        self.pending_removes: list[set[str]] = [set(), set()]
+        self.base_status: list[dict[str, str]] = [{}, {}]
+        self.status: dict[str, str] = {}  # durable status per path
+        self.masks: dict[str, int] = {}  # image id -> the value its last written mask holds
+        self.next_class = 0
+
+    def teardown(self) -> None:
+        import shutil
+
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def _ids_by_path(self, project: Project) -> dict[str, str]:
+        return {r.path: r.id for r in project.images}
+
+    @rule(w=st.integers(0, 1), i=st.integers(0, 2 * POOL - 1))
+    def add(self, w: int, i: int) -> None:
+        project = self.writers[w]
+        stored = project.stored_path(self.files[i])
+        known = self.durable | self.pending_adds[0] | self.pending_adds[1]
+        if stored in known or stored in self._ids_by_path(project):
+            return
+        project.add_image(self.files[i])
+        self.pending_adds[w].add(stored)
+        self.base_status[w][stored] = "unlabeled"
+
+    @rule(w=st.integers(0, 1), k=st.integers(0, 50), status=st.sampled_from(STATUSES))
+    def set_status(self, w: int, k: int, status: str) -> None:
+        records = self.writers[w].images
+        if records:
+            self.writers[w].update_image(records[k % len(records)].id, status=status)
+
+    @rule(w=st.integers(0, 1), k=st.integers(0, 50))
+    def remove(self, w: int, k: int) -> None:
+        records = [r for r in self.writers[w].images if r.path in self.durable]
+        if records:
+            record = records[k % len(records)]
+            self.writers[w].remove_image(record.id)
+            self.pending_removes[w].add(record.path)
+
+    @rule(w=st.integers(0, 1))
+    def add_class(self, w: int) -> None:
+        project = self.writers[w]
+        self.next_class += 1
+        project.set_classes(project.classes.with_class(
+            ClassDef(project.classes.next_free_id(), f"c{self.next_class}", (1, 2, 3))))
+
+    @rule(w=st.integers(0, 1), k=st.integers(0, 50), value=st.integers(0, 1))
+    def paint(self, w: int, k: int, value: int) -> None:
+        project = self.writers[w]
+        records = [r for r in project.images if r.path in self.durable]
+        if not records:
+            return
+        record = records[k % len(records)]
+        mask = np.full((record.height, record.width), value, np.uint8)
+        try:
+            project.write_mask(record, mask)
+        except MaskConflictError:
+            project.load_theirs(record)  # refused: the other writer's mask stays
+            return
+        self.masks[record.id] = value
+
+    @rule(w=st.integers(0, 1))
+    def save(self, w: int) -> None:
+        project = self.writers[w]
+        mine = {r.path: r.status for r in project.images}
+        project.save()
+        for path, status in mine.items():
+            if path in self.durable | self.pending_adds[w] and status != self.base_status[w].get(path):
+                self.status[path] = status
+        self.durable |= self.pending_adds[w]
+        self.durable -= self.pending_removes[w]
+        self.pending_adds[w], self.pending_removes[w] = set(), set()
+        self.base_status[w] = {r.path: r.status for r in project.images}
+
+    @rule(w=st.integers(0, 1))
+    def crash(self, w: int) -> None:
+        """The writer's process dies: unsaved state is gone; it reopens from disk."""
+        self.writers[w] = Project.open(self.tmp / "P")
+        self.pending_adds[w], self.pending_removes[w] = set(), set()
+        self.base_status[w] = {r.path: r.status for r in self.writers[w].images}
+
+    @invariant()
+    def disk_holds_every_durable_image(self) -> None:
+        on_disk = Project.open(self.tmp / "P")  # parses and validates the manifest
+        by_path = {r.path: r for r in on_disk.images}
+        assert set(by_path) == self.durable
+        for path in self.durable:
+            assert by_path[path].status == self.status.get(path, "unlabeled"), path
+        for record in on_disk.images:
+            if record.id in self.masks and on_disk.has_mask(record):
+                assert int(on_disk.read_mask(record)[0, 0]) == self.masks[record.id]
+
+
+TwoWriters.TestCase.settings = settings(max_examples=25, stateful_step_count=30, deadline=None,
+                                        suppress_health_check=[HealthCheck.too_slow])
+TestTwoWriters = TwoWriters.TestCase
