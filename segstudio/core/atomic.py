@@ -67,13 +67,13 @@ def storage_error(target: Path, exc: OSError) -> StorageError:
         text = (f"{target.parent} is read-only or not writable by you ({reason}): {target.name} "
                 "was not saved; make the folder writable, or save the project elsewhere")
     elif code == errno.EIO:
-        text = (f"input/output error ({reason}) while writing {target.name} in {target.parent}: a "
-                "failing disk, or a network drive that went away; check the drive and save again")
+        text = (f"input/output error ({reason}) in {target.parent}: {target.name} was not saved (a "
+                "failing disk, or a network drive that went away); check the drive and save again")
     elif code == errno.ENOENT:
         text = (f"{target.parent} no longer exists ({reason}; deleted, or a network drive disconnected): "
                 f"{target.name} was not saved; reconnect or restore the folder and save again")
     else:
-        text = f"cannot write {target} ({reason}); check the folder and save again"
+        text = f"cannot write {target} ({reason}): {target.name} was not saved; check the folder and save again"
     error = StorageError(f"{text}. The previous {target.name} is unchanged.")
     error.errno = code  # not strerror/filename: OSError would then print those instead of the text
     error.path = target  # type: ignore[attr-defined]

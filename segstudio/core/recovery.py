@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core import imageio
-from segstudio.core.atomic import atomic_write_bytes, atomic_write_json
+from segstudio.core.atomic import atomic_write_bytes, atomic_write_json, clean_stray_temps
 from segstudio.core.errors import MaskError, ProjectError, SegstudioError
 from segstudio.core.project import Project
 from segstudio.core.vocabulary import UNEDITED_STATUSES
@@ -93,6 +93,7 @@ class RecoveryJournal:
         self.folder = Path(project_root) / RECOVERY_DIR
         self._lock = threading.RLock()
         self._entries: dict[str, JournalEntry] = self._read_entries()
+        clean_stray_temps(self.folder)  # half-written journal files of a killed app; never read
 
     @property
     def journal_path(self) -> Path:
@@ -139,11 +140,20 @@ class RecoveryJournal:
         try:
             with self._lock:
                 atomic_write_bytes(self.folder / entry.file, data)
+                previous = self._entries.get(image_id)
                 self._entries[image_id] = entry
-                self._write_journal()
+                try:
+                    self._write_journal()
+                except OSError:
+                    if previous is None:
+                        self._entries.pop(image_id, None)
+                    else:
+                        self._entries[image_id] = previous
+                    raise
         except OSError as exc:
+            # The entry and the journal stay as they were; the caller keeps the mask and retries.
             raise ProjectError(
-                f"cannot write the recovery journal in {self.folder}: {exc.strerror or exc}; "
+                f"cannot write the recovery journal in {self.folder}: {exc}; "
                 "is the project folder writable?"
             ) from exc
         return entry
