@@ -7,7 +7,10 @@ lines time the network alone; `*_cpu_ms` are median CPU times, which stay meanin
 shared, loaded machine (the load average is printed first). The model is randomly
 initialised: speed does not depend on the weights.
 
-    python benchmarks/inference.py [--runs 10] [--threads 2] [--image PATH]
+    python benchmarks/inference.py [--runs 10] [--threads 2] [--image PATH] [--device cuda]
+
+With --device cuda both run on the GPU (ONNX Runtime through its CUDA provider); where
+onnxruntime has no CUDA provider it prints `onnx_cuda=unavailable` and times PyTorch only.
 """
 
 from __future__ import annotations
@@ -54,7 +57,9 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--image", default=None, help="image to run (default: a CamVid val frame)")
+    parser.add_argument("--device", default="cpu", help="cpu (default) or cuda[:N]: where both run")
     args = parser.parse_args()
+    gpu = args.device.startswith("cuda")
 
     import torch
 
@@ -66,6 +71,26 @@ def main() -> None:
 
     print(f"load_average_1min={os.getloadavg()[0]:.2f}")
     print(f"threads={args.threads}")
+    print(f"device={args.device}")
+    onnx_ok = True
+    if gpu:
+        import onnxruntime as ort
+
+        if not torch.cuda.is_available():
+            raise SystemExit("error: --device cuda but torch sees no CUDA GPU")
+        onnx_ok = "CUDAExecutionProvider" in ort.get_available_providers()
+        if not onnx_ok:
+            print("onnx_cuda=unavailable")
+
+        def synced(fn: Callable[[], object]) -> Callable[[], object]:
+            def run() -> object:
+                out = fn()
+                torch.cuda.synchronize()
+                return out
+            return run
+    else:
+        def synced(fn: Callable[[], object]) -> Callable[[], object]:
+            return fn
     torch.set_num_threads(args.threads)
     image, source = load_image(args.image)
     print(f"image={source} size={image.shape[1]}x{image.shape[0]}")
@@ -82,19 +107,23 @@ def main() -> None:
         print(f"onnx_export_s={time.perf_counter() - start:.1f}")
         print(f"onnx_max_abs_diff={report.max_abs_diff:.2e}")
 
-        torch_predictor = Predictor(model, ModelConfig.from_spec(spec, classes, input_size=(352, 480)))
-        onnx_predictor = OnnxPredictor(report.model_path, threads=args.threads)
-        torch_wall, torch_cpu = timed(lambda: torch_predictor.predict(image), args.runs)
-        onnx_wall, onnx_cpu = timed(lambda: onnx_predictor.predict(image), args.runs)
-
+        torch_predictor = Predictor(model, ModelConfig.from_spec(spec, classes, input_size=(352, 480)),
+                                    device=args.device)
+        torch_wall, torch_cpu = timed(synced(lambda: torch_predictor.predict(image)), args.runs)
         batch = np.random.default_rng(0).normal(size=(1, 3, 384, 480)).astype(np.float32)
-        tensor = torch.from_numpy(batch)
+        tensor = torch.from_numpy(batch).to(args.device)
 
         def torch_forward() -> None:
             with torch.inference_mode():
                 model(tensor)
 
-        torch_fwd, _ = timed(torch_forward, args.runs)
+        torch_fwd, _ = timed(synced(torch_forward), args.runs)
+        if not onnx_ok:
+            print(f"torch_ms={torch_wall:.1f}")
+            print(f"torch_forward_ms={torch_fwd:.1f}")
+            return
+        onnx_predictor = OnnxPredictor(report.model_path, device=args.device, threads=args.threads)
+        onnx_wall, onnx_cpu = timed(lambda: onnx_predictor.predict(image), args.runs)
         onnx_fwd, _ = timed(lambda: onnx_predictor._run(batch), args.runs)
         same = (torch_predictor.predict(image).mask == onnx_predictor.predict(image).mask).mean()
 

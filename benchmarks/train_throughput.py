@@ -159,6 +159,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=None, help="rounds per loop (default 5 GPU, 4 CPU)")
     parser.add_argument("--amp", default="auto")
     parser.add_argument("--data-wait", action="store_true", help="also measure data_wait_share off GPU")
+    parser.add_argument("--no-data-wait", action="store_true",
+                        help="skip the CamVid data_wait_share run (also on a GPU)")
     parser.add_argument("--wait-minutes", type=float, default=3.0)
     parser.add_argument("--workers", type=int, default=None)
     args = parser.parse_args(argv)
@@ -200,7 +202,7 @@ def main(argv: list[str] | None = None) -> int:
         amp_times = compare({"amp": fast, "fp32": slow}, batches, steps, rounds, warmup=5, device=device)
         print(f"fp32_images_per_s={batch / amp_times['fp32']:.2f}")
         print(f"amp_speedup={amp_times['fp32'] / amp_times['amp']:.3f}")
-    if gpu or args.data_wait:
+    if (gpu or args.data_wait) and not args.no_data_wait:
         share = data_wait_share(args.device, args.wait_minutes, args.workers)
         print(f"data_wait_share={share if share is None else round(share, 4)}")
     return 0
