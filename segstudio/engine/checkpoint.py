@@ -16,9 +16,11 @@ from __future__ import annotations
 
 import io
 import json
+import math
 import random
 import re
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -135,3 +137,42 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
     with path.open("a", encoding="utf-8") as handle:
         handle.write(json.dumps(record, allow_nan=False) + "\n")
+
+
+# -- the best epoch --------------------------------------------------------------------------
+@dataclass
+class BestTracker:
+    """The best validation so far (by mIoU) and the epochs since it improved; it owns its
+    part of the state file (`to_state`/`from_state`: keys "best" and "epochs_without_gain")."""
+
+    miou: float = -math.inf
+    epoch: int | None = None
+    metrics: dict[str, Any] | None = None
+    epochs_without_gain: int = 0
+
+    def update(self, epoch: int, miou: float | None, metrics: dict[str, Any]) -> bool:
+        """Record the validation of `epoch` (1-based); True when it is the new best."""
+        score = -math.inf if miou is None else miou
+        if score > self.miou + 1e-6:
+            self.miou, self.epoch, self.metrics = score, epoch, metrics
+            self.epochs_without_gain = 0
+            return True
+        self.epochs_without_gain += 1
+        return False
+
+    def patience_spent(self, patience: int | None) -> bool:
+        return bool(patience) and self.epochs_without_gain >= int(patience or 0)
+
+    @property
+    def best_miou(self) -> float | None:
+        return self.miou if self.epoch else None
+
+    def to_state(self) -> dict[str, Any]:
+        return {"best": {"miou": self.miou, "epoch": self.epoch, "metrics": self.metrics},
+                "epochs_without_gain": self.epochs_without_gain}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> BestTracker:
+        best = state.get("best") or {}
+        return cls(float(best.get("miou", -math.inf)), best.get("epoch"), best.get("metrics"),
+                   int(state.get("epochs_without_gain", 0)))
