@@ -65,9 +65,10 @@ def main() -> None:
 
     from segstudio.core.classes import ClassTable
     from segstudio.engine.export import export_model
-    from segstudio.engine.inference import OnnxPredictor, Predictor
+    from segstudio.engine.inference import Predictor
     from segstudio.engine.modelfile import ModelConfig, save_model
     from segstudio.engine.models import ModelSpec, create_model
+    from segstudio.engine.onnx_runtime import OnnxPredictor
 
     print(f"load_average_1min={os.getloadavg()[0]:.2f}")
     print(f"threads={args.threads}")
@@ -125,7 +126,25 @@ def main() -> None:
         onnx_predictor = OnnxPredictor(report.model_path, device=args.device, threads=args.threads)
         onnx_wall, onnx_cpu = timed(lambda: onnx_predictor.predict(image), args.runs)
         onnx_fwd, _ = timed(lambda: onnx_predictor._run(batch), args.runs)
-        same = (torch_predictor.predict(image).mask == onnx_predictor.predict(image).mask).mean()
+        onnx_mask = onnx_predictor.predict(image).mask
+        same = (torch_predictor.predict(image).mask == onnx_mask).mean()
+        if gpu:  # INT8 is a CPU deployment format: on the GPU only the float model is timed
+            for key, figure in (("runs", args.runs), ("torch_ms", torch_wall), ("onnx_ms", onnx_wall),
+                                ("torch_forward_ms", torch_fwd), ("onnx_forward_ms", onnx_fwd)):
+                print(f"{key}={figure:.1f}" if isinstance(figure, float) else f"{key}={figure}")
+            print(f"mask_agreement={same:.5f}")
+            return
+        # INT8 (static QDQ, calibrated on CamVid train frames) against the float ONNX masks.
+        train = CAMVID_FRAME.parent / "train"
+        frames = sorted(train.glob("*.png"))[::40][:8] if train.is_dir() else []
+        calibration = [load_image(str(p))[0] for p in frames] or [image]
+        start = time.perf_counter()
+        int8 = export_model(folder, "onnx", Path(tmp) / "unet_int8.onnx", quantize="int8", calibration=calibration)
+        print(f"int8_export_s={time.perf_counter() - start:.1f}")
+        print(f"int8_calibration_agreement={int8.argmax_agreement:.5f}")
+        int8_predictor = OnnxPredictor(int8.model_path, threads=args.threads)
+        int8_wall, int8_cpu = timed(lambda: int8_predictor.predict(image), args.runs)
+        int8_agreement = (int8_predictor.predict(image).mask == onnx_mask).mean()
 
     print(f"runs={args.runs}")
     print(f"torch_ms={torch_wall:.1f}")
@@ -135,6 +154,10 @@ def main() -> None:
     print(f"torch_forward_ms={torch_fwd:.1f}")
     print(f"onnx_forward_ms={onnx_fwd:.1f}")
     print(f"mask_agreement={same:.5f}")
+    print(f"onnx_int8_ms={int8_wall:.1f}")
+    print(f"onnx_int8_cpu_ms={int8_cpu:.1f}")
+    print(f"int8_agreement={int8_agreement:.5f}")
+    print(f"load_average_1min_end={os.getloadavg()[0]:.2f}")
 
 
 if __name__ == "__main__":

@@ -158,3 +158,9 @@ def _print_table(report: dict[str, Any]) -> None:
         print(f"{name:<{width}}  {fmt(values['iou'])}  {fmt(values['dice'])}")
     print(f"mIoU {fmt(report['miou'])}  mean Dice {fmt(report['mean_dice'])}  "
           f"pixel acc {fmt(report['pixel_accuracy'])}  mean class acc {fmt(report['mean_class_accuracy'])}")
+    run = report.get("inference") or {}
+    if run:  # the settings predict uses too, so its masks score the same
+        how = "whole image" if run["mode"] == "whole" else f"tiles of {run['tile']} px, overlap {run['overlap']}"
+        if run["mode"] == "auto":
+            how = f"whole image up to {run['max_whole_pixels']} px, else {how}"
+        print(f"inference: {how}{', flip TTA' if run['tta'] else ''}")

@@ -1,10 +1,13 @@
-"""Scoring a model on whole images, shared by the trainer's validation and `segstudio eval`
-so that both give the same figures for the same model; plus the preview strips.
+"""The trainer's validation: the inference path of engine.inference (same normalisation,
+padding, AMP, whole-or-tiles decision) over batches of padded images; plus preview strips.
+
+Images whose padded size the settings run whole go through `forward_logits` in batches of
+equal size; any other image (tiled, or flip TTA) goes through `canvas_scores`, one by one,
+so every image is scored exactly as `infer` (and so `eval` and `predict`) scores it.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,9 +18,12 @@ import torch
 from torch import nn
 
 from segstudio.core.imageio import write_rgb_png
-from segstudio.engine.data import ClassMapping, normalize
-from segstudio.engine.device import autocast_dtype
+from segstudio.engine.data import ClassMapping
+from segstudio.engine.inference import TorchForward, autocast, canvas_scores, forward_logits
+from segstudio.engine.inference_settings import InferenceSettings
 from segstudio.engine.metrics import ConfusionMatrix, SegMetrics
+
+__all__ = ["EvalResult", "autocast", "evaluate", "forward_logits", "preview_strip", "write_previews"]
 
 
 @dataclass(frozen=True)
@@ -27,38 +33,24 @@ class EvalResult:
     images: int
 
 
-def autocast(device: torch.device, amp: str) -> contextlib.AbstractContextManager[None]:
-    dtype = autocast_dtype(amp)
-    if dtype is None:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=dtype)
-
-
-def forward_logits(model: nn.Module, images_u8: torch.Tensor, device: torch.device, amp: str,
-                   mean: Sequence[float], std: Sequence[float], channels_last: bool) -> torch.Tensor:
-    """Logits (float32) for a uint8 NCHW batch, normalised on the device."""
-    x = normalize(images_u8.to(device, non_blocking=True), mean, std)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    with autocast(device, amp):
-        logits = model(x)
-    return logits.float()
-
-
 @torch.no_grad()
 def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tensor]], num_classes: int,
              device: torch.device, *, amp: str = "off", mean: Sequence[float], std: Sequence[float],
              channels_last: bool = False,
              loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
-             all_reduce: bool = False) -> EvalResult:
-    """Confusion-matrix metrics (and mean loss per image) over all `batches`."""
+             all_reduce: bool = False, settings: InferenceSettings | None = None,
+             divisor: int = 32) -> EvalResult:
+    """Confusion-matrix metrics (and mean loss per image) over all `batches` of uint8 images
+    padded to the model's `divisor`, run as `settings` (default: the model-file default) say."""
+    settings = settings or InferenceSettings()
+    forward = TorchForward(model, device, amp, mean, std, channels_last)
     was_training = model.training
     model.eval()
     matrix = ConfusionMatrix(num_classes, device=device)
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     count = torch.zeros((), dtype=torch.float64, device=device)
     for images, masks in batches:
-        logits = forward_logits(model, images, device, amp, mean, std, channels_last)
+        logits = _batch_scores(forward, images, settings, settings.divisor(divisor))
         target = masks.to(device, non_blocking=True).long()
         matrix.update(logits.argmax(dim=1), target)
         if loss_fn is not None:
@@ -74,6 +66,25 @@ def evaluate(model: nn.Module, batches: Iterable[tuple[torch.Tensor, torch.Tenso
     images_seen = int(count.item())
     loss = float(loss_sum.item() / images_seen) if loss_fn is not None and images_seen else None
     return EvalResult(matrix.compute(), loss, images_seen)
+
+
+def _batch_scores(forward: TorchForward, images: torch.Tensor, settings: InferenceSettings,
+                  divisor: int) -> torch.Tensor:
+    """Logits of a padded batch on the device; for tiled or TTA images the log of infer's
+    probabilities (argmax and cross-entropy read them as logits). `divisor`: infer's padding."""
+    height, width = images.shape[2:]
+    full_h, full_w = -(-height // divisor) * divisor, -(-width // divisor) * divisor
+    if (full_h, full_w) == (height, width) and not settings.tta and settings.tile_shape(height, width, divisor) is None:
+        return forward_logits(forward.model, images, forward.device, forward.amp, forward.mean,
+                              forward.std, forward.channels_last)
+    parts = []
+    for image in images.cpu().numpy():
+        canvas = np.zeros((image.shape[0], full_h, full_w), dtype=image.dtype)  # black, as infer pads
+        canvas[:, :height, :width] = image
+        scores, are_probs = canvas_scores(forward, canvas, settings, divisor)
+        scores = scores[:, :height, :width]
+        parts.append(np.log(np.maximum(scores, 1e-12)) if are_probs else scores)
+    return torch.from_numpy(np.stack(parts)).to(forward.device)
 
 
 def _panel(rgb: np.ndarray, height: int) -> np.ndarray:

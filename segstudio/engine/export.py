@@ -14,7 +14,7 @@ import logging
 import os
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -24,8 +24,9 @@ from torch import nn
 
 from segstudio.core.atomic import atomic_write_json, atomic_write_text
 from segstudio.core.errors import ExportError
-from segstudio.engine.inference import ONNX_CONFIG_KEY, normalize_image, onnx_session_options
+from segstudio.engine.inference import normalize_image
 from segstudio.engine.modelfile import ModelConfig, load_model, save_model
+from segstudio.engine.onnx_runtime import ONNX_CONFIG_KEY, onnx_session_options
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +48,8 @@ class ExportCheck:
     max_abs_diff: float
     argmax_agreement: float
     max_abs_logit: float = 0.0
+    min_agreement: float = MIN_ARGMAX_AGREEMENT
+    check_logits: bool = True  # False for INT8: its logits differ by design, its masks may not
 
     @property
     def tolerance(self) -> float:
@@ -55,7 +58,8 @@ class ExportCheck:
 
     @property
     def passed(self) -> bool:
-        return self.max_abs_diff <= self.tolerance and self.argmax_agreement >= MIN_ARGMAX_AGREEMENT
+        logits_ok = not self.check_logits or self.max_abs_diff <= self.tolerance
+        return logits_ok and self.argmax_agreement >= self.min_agreement
 
 
 @dataclass(frozen=True)
@@ -79,7 +83,23 @@ class ExportReport:
     def argmax_agreement(self) -> float:
         return min(check.argmax_agreement for check in self.checks)
 
+    def failure(self) -> str:
+        """Why the export failed (empty when it passed)."""
+        if self.passed:
+            return ""
+        if self.format == "onnx-int8":
+            return (f"the INT8 model agrees with the float model on only {self.argmax_agreement * 100:.2f}% of "
+                    f"mask pixels (needs {self.checks[0].min_agreement * 100:.0f}%): calibrate with more "
+                    "typical images (--calibration) or ship the float ONNX export")
+        return "the exported model does not reproduce PyTorch's outputs"
+
     def summary(self) -> str:
+        if self.format == "onnx-int8":
+            verdict = "passes" if self.passed else "FAILS"
+            sizes = ", ".join(f"{c.height}x{c.width}" for c in self.checks)
+            return (f"onnx int8 export {verdict}: mask agreement with the float model "
+                    f"{self.argmax_agreement * 100:.3f}% (needs {self.checks[0].min_agreement * 100:.0f}%), "
+                    f"on {len(self.checks)} image(s) ({sizes})")
         verdict = "matches PyTorch" if self.passed else "DOES NOT match PyTorch"
         sizes = ", ".join(f"{c.height}x{c.width}" for c in self.checks)
         tolerance = min(c.tolerance for c in self.checks)
@@ -139,12 +159,17 @@ def _target_path(out: Path, fmt: str, bundle: bool) -> Path:
 
 def export_model(model_path: str | os.PathLike[str], fmt: str, out: str | os.PathLike[str], *,
                  bundle: bool = False, sizes: Sequence[tuple[int, int]] | None = None,
-                 sample_image: np.ndarray | None = None, opset: int = 18) -> ExportReport:
+                 sample_image: np.ndarray | None = None, opset: int = 18, quantize: str | None = None,
+                 calibration: Sequence[np.ndarray] | None = None) -> ExportReport:
     """Write `model_path` as `fmt` to `out` (a file, or a folder for bundles), then verify it.
 
     `sizes` are the (H, W) check inputs (default: the training size and one other); a
     `sample_image` is checked too. The report says whether the export reproduces PyTorch.
+    `quantize="int8"` (ONNX): a static INT8 model calibrated on `calibration` images, checked
+    for mask agreement with the float model on those images (the float file is not kept).
     """
+    if quantize is not None:
+        return _export_int8(model_path, fmt, Path(out), bundle, quantize, calibration, opset)
     fmt = fmt.strip().lower()
     if fmt not in FORMATS:
         raise ExportError(f"unknown export format '{fmt}'; choose one of: {', '.join(FORMATS)}")
@@ -174,6 +199,45 @@ def export_model(model_path: str | os.PathLike[str], fmt: str, out: str | os.Pat
         files += _write_bundle_extras(target.parent if fmt != "safetensors" else target, fmt, target, config)
     checks = tuple(_compare(ref, got) for ref, got in zip(references, outputs))
     report = ExportReport(fmt, target, tuple(files), checks)
+    log.info("%s", report.summary())
+    return report
+
+
+def _export_int8(model_path: str | os.PathLike[str], fmt: str, out: Path, bundle: bool, quantize: str,
+                 calibration: Sequence[np.ndarray] | None, opset: int) -> ExportReport:
+    import tempfile
+
+    from segstudio.engine.quantize import MIN_INT8_AGREEMENT, model_inputs, quantize_int8
+
+    if fmt != "onnx" or quantize != "int8":
+        raise ExportError(f"quantisation '{quantize}' is only offered as int8 for the onnx format")
+    if not calibration:
+        raise ExportError("INT8 quantisation needs calibration images (a few typical images of the project)")
+    with tempfile.TemporaryDirectory() as tmp:
+        float_report = export_model(model_path, "onnx", Path(tmp) / "float.onnx", opset=opset)
+        if not float_report.passed:
+            return float_report
+        _, config = load_model(model_path)
+        target = _target_path(out, "onnx", bundle)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        inputs = model_inputs(calibration, config)
+        quantize_int8(float_report.model_path, target, inputs)
+        references = _run_onnx(float_report.model_path, inputs)
+    import onnx
+
+    proto = onnx.load(str(target))
+    del proto.metadata_props[:]
+    for key, value in onnx_metadata(config).items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(target))
+    outputs = _run_onnx(target, inputs)
+    checks = tuple(replace(_compare(r, o), min_agreement=MIN_INT8_AGREEMENT, check_logits=False)
+                   for r, o in zip(references, outputs))
+    files = [target]
+    if bundle:
+        files += _write_bundle_extras(target.parent, "onnx", target, config)
+    report = ExportReport("onnx-int8", target, tuple(files), checks)
     log.info("%s", report.summary())
     return report
 

@@ -23,6 +23,7 @@ from segstudio import __version__
 from segstudio.core.atomic import atomic_write_bytes, atomic_write_json
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import ClassTableError, ModelError
+from segstudio.engine.inference_settings import InferenceSettings
 from segstudio.engine.models.registry import (
     SMP_ARCHITECTURES,
     ModelSpec,
@@ -57,6 +58,7 @@ class ModelConfig:
     metrics: dict[str, Any] = field(default_factory=dict)
     training: dict[str, Any] = field(default_factory=dict)
     segstudio_version: str = __version__
+    inference: InferenceSettings = field(default_factory=InferenceSettings)  # how eval/predict run it
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", canonical_arch(self.arch))
@@ -132,6 +134,7 @@ class ModelConfig:
             "metrics": dict(self.metrics),
             "training": dict(self.training),
             "segstudio_version": self.segstudio_version,
+            "inference": self.inference.to_dict(),
         }
 
     @classmethod
@@ -151,6 +154,7 @@ class ModelConfig:
                 metrics=dict(data.get("metrics") or {}),
                 training=dict(data.get("training") or {}),
                 segstudio_version=str(data.get("segstudio_version", "unknown")),
+                inference=InferenceSettings.from_dict(data.get("inference"), f"{source} inference settings"),
             )
         except (KeyError, TypeError, ValueError, IndexError, ClassTableError) as exc:
             raise ModelError(

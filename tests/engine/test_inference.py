@@ -13,8 +13,9 @@ import torch
 from torch import nn
 
 from segstudio.core.classes import ClassDef, ClassTable
-from segstudio.engine.inference import Predictor, normalize_image, onnx_session_options, softmax
+from segstudio.engine.inference import Predictor, normalize_image, softmax
 from segstudio.engine.modelfile import ModelConfig
+from segstudio.engine.onnx_runtime import onnx_session_options, physical_cores
 from segstudio.engine.uncertainty import entropy, image_uncertainty, margin, max_probability
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # model_fixtures, any import mode
@@ -127,8 +128,8 @@ def test_real_model_on_a_camvid_frame(tmp_path: Path) -> None:
     path, image = camvid_image("val", 0)
     assert image.shape == (360, 480, 3)
     folder = make_model_file(tmp_path / "unet", arch="unet", encoder="resnet18", input_size=(352, 480))
-    predictor = Predictor.from_path(folder, tile=None)  # default tile: the training size (480)
-    assert predictor.tile == 480 and not predictor._needs_tiling(360, 480)
+    predictor = Predictor.from_path(folder, tile=None)  # default: whole image, tiles of 1024 past the budget
+    assert predictor.tile == 1024 and not predictor._needs_tiling(360, 480)
     result = predictor.predict_file(path)
     assert result.probabilities.shape == (11, 360, 480) and result.probabilities.dtype == np.float32
     assert result.mask.shape == (360, 480)
@@ -142,7 +143,7 @@ def test_real_model_on_a_camvid_frame(tmp_path: Path) -> None:
 
 def test_onnx_sessions_use_all_cores_without_spinning() -> None:
     options = onnx_session_options()
-    assert options.intra_op_num_threads == (os.cpu_count() or 1)
+    assert options.intra_op_num_threads == physical_cores() <= (os.cpu_count() or 1)
     assert options.get_session_config_entry("session.intra_op.allow_spinning") == "0"
     assert onnx_session_options(3).intra_op_num_threads == 3
 

@@ -72,9 +72,19 @@ def class_lut(model_classes: ClassTable, project: ClassTable) -> tuple[np.ndarra
 
 
 def load(path: Path, classes: ClassTable, device: str = "auto") -> LoadedModel:
+    """The model with its own inference settings, device and AMP chosen as `eval` chooses them,
+    so pre-labels are the masks the model's eval figures were computed from."""
     from segstudio.engine.inference import load_predictor
 
-    predictor = load_predictor(path, device=device)
+    amp = "off"
+    if not str(path).lower().endswith(".onnx"):
+        from segstudio.engine.device import resolve_amp, resolve_device
+
+        resolved = resolve_device(device)
+        device, amp = str(resolved), resolve_amp("auto", resolved)
+    elif device == "auto":
+        device = "cpu"
+    predictor = load_predictor(path, device=device, amp=amp)
     lut, note = class_lut(predictor.config.classes, classes)
     return LoadedModel(Path(path), predictor, lut, note)
 
