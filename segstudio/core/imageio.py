@@ -106,14 +106,14 @@ def read_image_info(path: str | os.PathLike[str], verify: bool = False) -> Image
 
 
 def check_pixel_budget(path: Path, width: int, height: int,
-                       error: type[ImageReadError] | type[MaskError] = ImageReadError) -> None:
-    """Refuse, from the header alone, a size no real image has: over MAX_PIXELS, or a big
-    image packed implausibly tight (a decompression bomb)."""
+                       error: type[ImageReadError] | type[MaskError] = ImageReadError, ratio: bool = True) -> None:
+    """Refuse, from the header alone, a size no real image has: over MAX_PIXELS, or (with
+    `ratio`, before decoding) a big image packed implausibly tight (a decompression bomb)."""
     pixels = int(width) * int(height)
     if pixels > MAX_PIXELS:
         raise error(f"{path}: {width}x{height} is {pixels / 1e6:.0f} Mpixel, more than segstudio opens "
                     f"({MAX_PIXELS / 1e6:.0f} Mpixel); split it into tiles first")
-    if pixels > VERIFY_MAX_PIXELS:
+    if ratio and pixels > VERIFY_MAX_PIXELS:
         try:
             size = path.stat().st_size
         except OSError:

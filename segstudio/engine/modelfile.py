@@ -255,6 +255,7 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     from safetensors.torch import load_file
 
     weights_path, config_path = _file_pair(Path(path))
+    check_inside_model_folder(weights_path, config_path)  # issue 15: hostile model folders
     config = _read_config_file(config_path)
     if not weights_path.is_file():
         raise ModelError(f"{weights_path} not found; the model folder is incomplete")
@@ -289,3 +290,14 @@ def load_model(path: str | os.PathLike[str], device: str | torch.device = "cpu")
     model.to(device)
     model.eval()
     return model, config
+
+
+def check_inside_model_folder(*paths: Path) -> None:
+    """A model's files must be in its folder: a config or weights file that is a link to
+    somewhere else (or names a path outside) is refused, so a shared model folder cannot
+    make the app read files elsewhere on the machine."""
+    folder = paths[-1].parent.resolve()
+    for path in paths:
+        if path.exists() and not path.resolve().is_relative_to(folder):
+            raise ModelError(f"{path} leads outside its model folder {folder} (a link to "
+                             f"{path.resolve()}); copy the real file into the folder")

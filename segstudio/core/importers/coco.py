@@ -22,7 +22,7 @@ from segstudio.core.classes import ClassDef, ClassTable, voc_color
 from segstudio.core.errors import DatasetImportError, MaskError
 from segstudio.core.imageio import ImageInfo
 from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, Skip, SourceMask
-from segstudio.core.importers.common import is_number, load_json
+from segstudio.core.importers.common import is_number, load_json, outside
 from segstudio.core.project import SPLITS
 
 BACKGROUND = ClassDef(0, "background", (0, 0, 0))
@@ -149,7 +149,14 @@ def _item(coco: CocoFile, index: int, entry: Any, grouped: dict[Any, list[dict[s
     if not isinstance(entry, dict) or not _hashable(entry.get("id")) or not isinstance(entry.get("file_name"), str):
         return Skip(coco.path, f"images[{index}] needs an 'id' and a 'file_name'")
     file_name = entry["file_name"]
+    if Path(file_name).is_absolute() or ".." in Path(file_name.replace("\\", "/")).parts:
+        return Skip(coco.path, f"image '{file_name}' leads outside the image folder; a COCO file_name must be "
+                               "relative to it, without '..'")
     image = next((root / file_name for root in roots if (root / file_name).is_file()), None)
+    if image is not None:
+        escape = outside(image, *roots)
+        if escape is not None:
+            return Skip(coco.path, f"image '{file_name}' {escape.reason}")
     if image is None:
         where = ", ".join(str(root) for root in roots)
         return Skip(coco.path, f"image '{file_name}' not found (looked in {where}); pass --images DIR")

@@ -30,17 +30,45 @@ def list_folder(folder: Path) -> tuple[list[Path], Skip | None]:
     return entries, None
 
 
-def walk_files(root: Path) -> Iterator[Path | Skip]:
-    """Every visible file below `root` in sorted order; unreadable folders come as Skips."""
+def walk_files(root: Path, _top: Path | None = None, _seen: set[Path] | None = None) -> Iterator[Path | Skip]:
+    """Every visible file below `root` in sorted order; unreadable folders come as Skips, and
+    so do links that lead out of the folder the user gave (or back into a folder already
+    walked: a link loop)."""
+    top = _top if _top is not None else root.resolve()
+    seen = _seen if _seen is not None else {top}
     entries, problem = list_folder(root)
     if problem is not None:
         yield problem
         return
     for entry in entries:
+        if entry.is_symlink():
+            escape = outside(entry, top)
+            if escape is not None:
+                yield escape
+                continue
         if entry.is_dir():
-            yield from walk_files(entry)
+            real = entry.resolve()
+            if real in seen:
+                yield Skip(entry, "a link back into a folder already imported (a loop); skipped")
+                continue
+            seen.add(real)
+            yield from walk_files(entry, top, seen)
         else:
             yield entry
+
+
+def outside(path: Path, *roots: Path) -> Skip | None:
+    """A Skip when `path` (after following links) is in none of `roots`: a dataset file must
+    not lead the import to files elsewhere on the machine ('..', absolute paths, links)."""
+    try:
+        real = path.resolve()
+    except (OSError, RuntimeError):
+        return Skip(path, "a link that cannot be followed (a loop or a missing target)")
+    if any(real.is_relative_to(root.resolve()) for root in roots):
+        return None
+    where = ", ".join(str(root) for root in roots)
+    return Skip(path, f"leads outside the dataset folder ({where}) to {real}; copy the file into the dataset "
+                      "to import it")
 
 
 def source_files(sources: tuple[Path, ...]) -> Iterator[Path | Skip]:

@@ -292,6 +292,9 @@ def _read(item: ImportItem, image_path: Path) -> _Read:
     """The reading half of an import (header check, mask decode): no project state, so it
     can run ahead on worker threads while the main thread writes."""
     info = imageio.read_image_info(image_path, verify=True)
+    # Over MAX_PIXELS is skipped; a tightly packed big image is listed (header only) and
+    # refused when something decodes it.
+    imageio.check_pixel_budget(image_path, info.width, info.height, ratio=False)
     return info, (item.load_mask(info) if item.load_mask is not None else None)
 
 

@@ -33,7 +33,7 @@ from segstudio.core.classes import (
 from segstudio.core.errors import DatasetImportError, MaskError
 from segstudio.core.imageio import ImageInfo
 from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, Skip, SourceMask
-from segstudio.core.importers.common import class_file, is_number, load_json, source_files
+from segstudio.core.importers.common import class_file, is_number, load_json, outside, source_files
 
 LINE_WIDTH = 10
 POINT_RADIUS = 5
@@ -93,14 +93,18 @@ def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetS
 
 
 def _items(sources: tuple[Path, ...], registry: LabelRegistry, split: str) -> Iterator[ImportItem | Skip]:
+    # An imagePath may lead up from the JSON (LabelMe's --output folders write ../images/x.jpg)
+    # but never out of the folders the user gave, or their parent for a JSON given alone.
+    roots = tuple(source if source.is_dir() else source.parent for source in sources)
+    roots += tuple(root.parent for root in roots)
     for entry in source_files(sources):
         if isinstance(entry, Skip):
             yield entry
         elif entry.suffix.lower() == ".json":
-            yield _item(entry, registry, split)
+            yield _item(entry, registry, split, roots)
 
 
-def _item(path: Path, registry: LabelRegistry, split: str) -> ImportItem | Skip:
+def _item(path: Path, registry: LabelRegistry, split: str, roots: tuple[Path, ...] = ()) -> ImportItem | Skip:
     try:
         data = load_json(path)
     except DatasetImportError as exc:
@@ -110,8 +114,13 @@ def _item(path: Path, registry: LabelRegistry, split: str) -> ImportItem | Skip:
     image_path = data.get("imagePath")
     image = None
     if isinstance(image_path, str) and image_path.strip():
+        if Path(image_path.replace("\\", "/")).is_absolute() or Path(image_path).is_absolute():
+            return Skip(path, f"imagePath {image_path!r} is an absolute path; LabelMe writes it relative to the JSON")
         candidate = path.parent / image_path.replace("\\", "/")
         image = candidate if candidate.is_file() else None
+        escape = outside(candidate, *(roots or (path.parent,))) if image is not None else None
+        if escape is not None:
+            return Skip(path, f"imagePath {image_path!r} {escape.reason}")
     embedded = data.get("imageData")
     loader = lambda info: rasterise(data, registry, info, path)  # noqa: E731
     if image is not None:
@@ -121,7 +130,10 @@ def _item(path: Path, registry: LabelRegistry, split: str) -> ImportItem | Skip:
             raw = base64.b64decode(embedded, validate=True)
         except (binascii.Error, ValueError):
             return Skip(path, "imageData is not valid base64")
-        suffix = _suffix_of(raw)
+        try:
+            suffix = _suffix_of(raw)
+        except MaskError as exc:
+            return Skip(path, str(exc))
         if suffix is None:
             return Skip(path, "imageData is not an image LabelMe could have embedded")
         return ImportItem(source=path, name=path.stem, image_bytes=raw, image_suffix=suffix, split=split,
@@ -133,8 +145,13 @@ def _suffix_of(raw: bytes) -> str | None:
     try:
         with Image.open(io.BytesIO(raw)) as im:
             fmt = (im.format or "").lower()
+            width, height = im.size
     except (UnidentifiedImageError, OSError, ValueError):
         return None
+    if width * height > imageio.MAX_PIXELS or (width * height > imageio.VERIFY_MAX_PIXELS
+                                               and width * height > imageio.BOMB_RATIO * len(raw)):
+        raise MaskError(f"imageData claims {width}x{height} pixels in {len(raw)} bytes; this looks like a "
+                        "decompression bomb, so it is not imported")
     suffix = {"jpeg": ".jpg", "tiff": ".tif"}.get(fmt, f".{fmt}")
     return suffix if suffix in imageio.IMAGE_SUFFIXES else None
 
@@ -205,13 +222,18 @@ def _points(raw: Any, label: str, limit: float) -> list[tuple[float, float]]:
 def _mask_shape(encoded: Any, points: list[tuple[float, float]], h: int, w: int, label: str) -> np.ndarray:
     if not isinstance(encoded, str):
         raise MaskError(f"{label}: a mask shape needs its 'mask' as base64 PNG")
+    x0, y0 = (int(v) for v in points[0])
+    x1, y1 = (int(v) for v in points[1])
     try:
         with Image.open(io.BytesIO(base64.b64decode(encoded, validate=True))) as im:
+            if im.size != (x1 - x0 + 1, y1 - y0 + 1):  # checked on the header: never decode a bomb
+                raise MaskError(
+                    f"{label}: mask is {im.size[0]}x{im.size[1]} but its points span "
+                    f"{x1 - x0 + 1}x{y1 - y0 + 1}"
+                )
             patch = np.asarray(im.convert("L")) > 0
     except (binascii.Error, ValueError, UnidentifiedImageError, OSError) as exc:
         raise MaskError(f"{label}: 'mask' is not a base64 PNG ({exc})") from exc
-    x0, y0 = (int(v) for v in points[0])
-    x1, y1 = (int(v) for v in points[1])
     if patch.shape != (y1 - y0 + 1, x1 - x0 + 1):
         raise MaskError(
             f"{label}: mask is {patch.shape[1]}x{patch.shape[0]} but its points span "
