@@ -22,6 +22,8 @@ class Adapter:
 
     family: ClassVar[str] = ""
     takes_mask_input: ClassVar[bool] = False
+    # decoder outputs to compute (None: all); onnxruntime skips the nodes of the others
+    decoder_output_names: ClassVar[tuple[str, ...] | None] = None
     max_points: ClassVar[int | None] = None
 
     def __init__(self, encoder_inputs: dict[str, TensorSpec], encoder_outputs: dict[str, TensorSpec],
@@ -64,6 +66,7 @@ class Sam1Adapter(Adapter):
 
     family = "SAM 1 / MobileSAM"
     takes_mask_input = True
+    decoder_output_names = ("iou_predictions", "low_res_masks")  # not the full-size `masks`
 
     def __init__(self, *args: dict[str, TensorSpec]) -> None:
         super().__init__(*args)
@@ -130,6 +133,7 @@ class EdgeSamAdapter(Sam1Adapter):
 
     family = "EdgeSAM"
     takes_mask_input = False
+    decoder_output_names = None
 
     def decoder_feed(self, embedding: Embedding, prompt: Prompt,
                      mask_input: np.ndarray | None) -> dict[str, np.ndarray]:

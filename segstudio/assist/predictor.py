@@ -137,7 +137,8 @@ class ClickAssistant:
         prompt.check(g.height, g.width)
         started = time.perf_counter()
         feed = self.adapter.decoder_feed(embedding, prompt, mask_input if self.adapter.takes_mask_input else None)
-        outputs = run_session(self._decoder, typed_feed(self._decoder_inputs, feed))
+        outputs = run_session(self._decoder, typed_feed(self._decoder_inputs, feed),
+                              outputs=self.adapter.decoder_output_names)
         logits, ious, low_res = self.adapter.read(outputs)
         candidates = order_candidates(self.adapter, prompt, logits, ious, low_res)
         return AssistResult(candidates, embedding, self.adapter, (time.perf_counter() - started) * 1000.0)

@@ -122,11 +122,13 @@ class CancelToken:
 
 
 def run_session(session: ort.InferenceSession, feed: dict[str, np.ndarray],
-                cancel: CancelToken | None = None) -> dict[str, np.ndarray]:
-    """Run and return outputs by name; a cancelled run raises AssistCancelled."""
+                cancel: CancelToken | None = None,
+                outputs: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
+    """Run and return outputs by name (all, or only `outputs`); a cancelled run raises
+    AssistCancelled."""
     if cancel is not None:
         cancel.check()
-    names = [o.name for o in session.get_outputs()]
+    names = list(outputs) if outputs else [o.name for o in session.get_outputs()]
     try:
         values = session.run(names, feed, cancel.run_options if cancel is not None else None)
     except Exception as exc:
