@@ -38,13 +38,14 @@ TOOLS = (
     ("lasso", "&Lasso", "L", "Drag a free-hand outline to fill"),
     ("box_select", "Bo&x", "R", "Drag a rectangle to fill"),
     ("scribble", "&Scribble select", "S", "Scribble inside and outside for a smart cut"),
+    ("assist", "&Assist (click or box)", "A", "Click an object (right click: not this) or drag a box; Enter accepts, Tab cycles"),
     ("wand", "Magic &wand", "W", "Select similar colours"),
     ("picker", "Class p&icker", "I", "Pick the class under the cursor"),
     ("pan", "P&an", "H", "Drag to move the view"),
 )
 
 # What the tool bar shows (the menus keep the full names): it must fit 1024-pixel screens.
-SHORT_NAMES = {"scribble": "Scribble", "wand": "Wand", "picker": "Picker"}
+SHORT_NAMES = {"scribble": "Scribble", "assist": "Assist", "wand": "Wand", "picker": "Picker"}
 
 _SPECS: tuple[ActionSpec, ...] = (
     # File

@@ -29,6 +29,8 @@ from segstudio.core.errors import MaskError
 from segstudio.core.imageio import to_rgb8
 from segstudio.core.mask_document import MaskDocument
 from segstudio.core.region import Region
+from segstudio.ui.annotate.assist_session import AssistSession
+from segstudio.ui.annotate.assist_tool import AssistTool
 from segstudio.ui.annotate.canvas_render import ImageLayer, MaskLayer, RgbaLayer
 from segstudio.ui.annotate.canvas_tools import MAX_BRUSH, MIN_BRUSH, TOOL_CLASSES, Pointer, Tool
 
@@ -77,6 +79,9 @@ class Canvas(QGraphicsView):
         self._levels = (0.0, 255.0)
 
         self._tools: dict[str, Tool] = {name: cls(self) for name, cls in TOOL_CLASSES.items()}
+        self._tools["assist"] = AssistTool(self)
+        # the click assist's model and embeddings (segstudio.ui.annotate.assist_session); None: none loaded
+        self.assist_session: AssistSession | None = None
         self._tool: Tool = self._tools["brush"]
         self._space_down = False
         self._pan_from: QPoint | None = None
@@ -453,6 +458,12 @@ class Canvas(QGraphicsView):
     def focusOutEvent(self, event: QEvent) -> None:
         self._space_down = False
         super().focusOutEvent(event)  # type: ignore[arg-type]
+
+    def focusNextPrevChild(self, next: bool) -> bool:
+        # Tab cycles the assist's alternative masks while a proposal is open
+        if self._tool.name == "assist" and self._tool.busy():
+            return False
+        return super().focusNextPrevChild(next)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)

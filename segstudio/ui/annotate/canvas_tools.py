@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from segstudio.core.mask_document import MaskDocument
 
 TOOL_NAMES = (
-    "brush", "eraser", "fill", "polygon", "lasso", "box_select", "scribble", "wand", "picker", "pan",
+    "brush", "eraser", "fill", "polygon", "lasso", "box_select", "scribble", "assist", "wand", "picker", "pan",
 )
 MIN_BRUSH, MAX_BRUSH = 1, 500
 FG_COLOR = QColor(40, 220, 60)

@@ -1,0 +1,127 @@
+"""The Assist tool on the canvas with a stand-in model: open an image, click, see the
+proposal, Tab through alternatives, accept as one undoable edit, undo."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+from PySide6.QtCore import Qt  # noqa: E402
+
+from segstudio.ui.annotate.assist_session import AssistSession  # noqa: E402
+from segstudio.ui.annotate.canvas import Canvas  # noqa: E402
+from tests.assist.stand_ins import OFFSETS, expected_disc, iou  # noqa: E402
+from tests.ui.test_canvas import UNLABELED, Driver, make_classes, open_doc  # noqa: E402
+
+HEIGHT, WIDTH = 240, 320
+
+
+@pytest.fixture
+def assisted(qtbot, pair):  # noqa: ANN001
+    canvas = Canvas()
+    canvas.resize(480, 400)
+    qtbot.addWidget(canvas)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    image = np.full((HEIGHT, WIDTH, 3), 120, np.uint8)  # plain grey: the tint is measurable
+    doc = open_doc(canvas, image, np.full((HEIGHT, WIDTH), UNLABELED, np.uint8), make_classes())
+    canvas.assist_session = AssistSession.from_files(*pair("sam1"), parent=canvas)
+    canvas.set_active_class(2)
+    canvas.set_tool("assist")
+    return canvas, doc, Driver(canvas)
+
+
+def _tool(canvas: Canvas):  # noqa: ANN202
+    return canvas._tools["assist"]
+
+
+def test_click_shows_a_proposal_then_accept_and_undo(assisted, qtbot) -> None:  # noqa: ANN001
+    canvas, doc, drive = assisted
+    session = canvas.assist_session
+    with qtbot.waitSignal(session.ready, timeout=5000):
+        drive.move(10, 10)
+        canvas.viewport().repaint()  # the first paint with the tool starts the encode
+    drive.click(150, 110)
+    tool = _tool(canvas)
+    proposal = tool.proposal()
+    assert proposal is not None and (doc.mask == UNLABELED).all(), "a proposal is not an edit"
+    assert iou(proposal, expected_disc(HEIGHT, WIDTH, "sam1", [(150.5, 110.5)], OFFSETS["sam1"][2])) >= 0.97
+    shown = canvas.viewport().grab().toImage()
+    centre = drive.view_pos(150, 120).toPoint()
+    colour = shown.pixelColor(centre)
+    assert colour.blue() > colour.green(), "the proposal is tinted with the car class colour (64, 0, 128)"
+    drive.key(Qt.Key.Key_Tab)
+    assert tool.rank == 1 and tool.result.candidates[1].output_index == 0
+    drive.key(Qt.Key.Key_Tab)
+    drive.key(Qt.Key.Key_Tab)
+    drive.key(Qt.Key.Key_Tab)
+    assert tool.rank == 0
+    with qtbot.waitSignal(canvas.edited, timeout=1000):
+        drive.key(Qt.Key.Key_Return)
+    painted = doc.mask == 2
+    assert (painted == proposal).all()
+    assert doc.history.undo_depth == 1 and doc.undo_label == "Assist"
+    assert tool.proposal() is None
+    doc.undo()
+    assert (doc.mask == UNLABELED).all()
+
+
+def test_negative_click_box_backspace_escape(assisted, qtbot) -> None:  # noqa: ANN001
+    canvas, doc, drive = assisted
+    with qtbot.waitSignal(canvas.assist_session.ready, timeout=5000):
+        canvas.viewport().repaint()
+    tool = _tool(canvas)
+    drive.drag([(60, 50), (120, 100), (200, 160)])  # a box
+    assert tool.prompt.box is not None and tool.result.candidates[0].output_index == 0
+    box_mask = tool.proposal()
+    assert box_mask[100, 130] and not box_mask[20, 20]
+    drive.click(130, 100, button=Qt.MouseButton.RightButton)  # not this
+    assert not tool.proposal()[100, 130]
+    drive.key(Qt.Key.Key_Backspace)
+    assert tool.proposal()[100, 130]
+    drive.key(Qt.Key.Key_Escape)
+    assert tool.proposal() is None and not tool.busy()
+    assert (doc.mask == UNLABELED).all()
+
+
+def test_accept_respects_protect_labelled(assisted, qtbot) -> None:  # noqa: ANN001
+    canvas, doc, drive = assisted
+    with qtbot.waitSignal(canvas.assist_session.ready, timeout=5000):
+        canvas.viewport().repaint()
+    doc.begin_stroke("setup")
+    doc.mask  # noqa: B018
+    from segstudio.core.region import Region
+
+    doc.write(Region(100, 140, 120, 160), 1, np.ones((20, 20), bool))
+    doc.end_stroke()
+    canvas.set_protect(True)
+    drive.click(150, 110)
+    drive.key(Qt.Key.Key_Return)
+    assert (doc.mask[100:120, 140:160] == 1).all()
+    assert doc.mask[110, 130] == 2
+
+
+def test_clicks_before_the_embedding_is_ready_are_answered_when_it_is(assisted, qtbot) -> None:  # noqa: ANN001
+    canvas, doc, drive = assisted
+    tool = _tool(canvas)
+    session = canvas.assist_session
+    with qtbot.waitSignal(session.ready, timeout=5000):
+        drive.click(150, 110)  # starts the encode; the answer is delivered by the event loop
+        assert tool.result is None and len(tool.prompt.points) == 1
+    assert tool.proposal() is not None and tool.proposal()[110, 150]
+
+
+def test_no_registered_model_is_a_status_note(qtbot, tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    monkeypatch.setenv("SEGSTUDIO_DATA_DIR", str(tmp_path))
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    image = np.zeros((50, 60, 3), np.uint8)
+    open_doc(canvas, image, np.full((50, 60), UNLABELED, np.uint8), make_classes())
+    canvas.set_tool("assist")
+    with qtbot.waitSignal(canvas.tool_error, timeout=1000) as note:
+        Driver(canvas).click(20, 20)
+    assert "no assist model is registered" in note.args[0]
+    assert (canvas.document.mask == UNLABELED).all()
