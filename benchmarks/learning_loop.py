@@ -102,7 +102,10 @@ def label(project: Project, ids: list[str], truth_dir: Path) -> None:
     project.save()
 
 
-def train(root: Path, round_index: int, args: argparse.Namespace, init_from: Path | None) -> TrainOutcome:
+def train(root: Path, round_index: int, args: argparse.Namespace, init_from: Path | None,
+          can_init: bool) -> TrainOutcome:
+    """One `segstudio train` run; from `init_from`'s weights when given, else fresh (also
+    `--init-from none`, so a project's active model never sneaks into round 0)."""
     command = ["train", str(root), "--max-minutes", str(args.minutes_per_round), "--events", "jsonl",
                "--run-name", f"loop-r{round_index}", "--device", args.device, "--seed", str(args.seed),
                "--pretrained", args.pretrained]
@@ -110,8 +113,8 @@ def train(root: Path, round_index: int, args: argparse.Namespace, init_from: Pat
                         ("--encoder", args.encoder), ("--arch", args.arch), ("--lr", args.lr)):
         if value is not None:
             command += [flag, str(value)]
-    if init_from is not None:
-        command += ["--init-from", str(init_from)]
+    if can_init:
+        command += ["--init-from", str(init_from) if init_from is not None else "none"]
     started = time.monotonic()
     done = segstudio(command)
     seconds = time.monotonic() - started
@@ -176,8 +179,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
         return 2
     print(f"project ready in {time.monotonic() - started:.1f} s: {root}", file=sys.stderr)
     fine_tune = supports_init_from()
-    if not fine_tune:
-        emit("init_from", "unsupported")
+    emit("init_from", "previous_round" if fine_tune else "unsupported")
     emit("frames_per_round", k)
     emit("minutes_per_round", args.minutes_per_round)
     emit("val_images", len([r for r in project.images_where(split=measure) if r.status == "labeled"]))
@@ -185,7 +187,7 @@ def run(args: argparse.Namespace, work: Path) -> int:
     shares: list[float] = []
     previous: Path | None = None
     for r in range(args.rounds):
-        outcome = train(root, r, args, previous if fine_tune else None)
+        outcome = train(root, r, args, previous, fine_tune)
         emit(f"train_s_r{r}", f"{outcome.seconds:.1f}")
         emit(f"epochs_r{r}", outcome.epochs)
         miou = val_miou(root, outcome.model, measure, args.device)
