@@ -1,19 +1,28 @@
 """Click assist: Segment-Anything-family ONNX models turn clicks or a box into a mask.
 
 Qt-free and torch-free (onnxruntime + numpy), so the app, the CLI and tests share it.
+Names are loaded on first use, so importing `segstudio.assist.errors` (the CLI's parser
+does) does not import onnxruntime.
 """
 
 from __future__ import annotations
 
-from segstudio.assist.cache import DiskEmbeddingCache, EmbeddingCache, image_key
-from segstudio.assist.embedding import Candidate, Embedding, Geometry
-from segstudio.assist.errors import AssistCancelled, AssistError, DownloadError
-from segstudio.assist.predictor import AssistResult, ClickAssistant
-from segstudio.assist.prompts import Box, Point, Prompt
-from segstudio.assist.runtime import CancelToken, choose_providers
+import importlib
+from typing import Any
 
-__all__ = [
-    "AssistCancelled", "AssistError", "AssistResult", "Box", "CancelToken", "Candidate",
-    "ClickAssistant", "DiskEmbeddingCache", "DownloadError", "Embedding", "EmbeddingCache",
-    "Geometry", "Point", "Prompt", "choose_providers", "image_key",
-]
+_EXPORTS = {
+    "DiskEmbeddingCache": "cache", "EmbeddingCache": "cache", "image_key": "cache",
+    "Candidate": "embedding", "Embedding": "embedding", "Geometry": "embedding",
+    "AssistCancelled": "errors", "AssistError": "errors", "DownloadError": "errors",
+    "AssistResult": "predictor", "ClickAssistant": "predictor",
+    "Box": "prompts", "Point": "prompts", "Prompt": "prompts",
+    "CancelToken": "runtime", "choose_providers": "runtime",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'segstudio.assist' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"segstudio.assist.{module}"), name)
