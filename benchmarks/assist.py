@@ -5,7 +5,9 @@
 Prints key=value lines: click_p95_ms (SAM 1 decoder, embedding cached: decode plus our
 post-processing to the image's size), click_sam2_p95_ms (a decoder with samexporter's
 SAM 2 interface), encode_mobilesam_s (MobileSAM's TinyViT encoder, one 480x360 CamVid
-frame), with p50 companions, the provider and the load average. Needs torch and the
+frame), ui_late_p99_ms_encoding (a 10 ms QTimer's lateness on the UI thread while the
+app's AssistSession encodes in the background), with p50 companions, the provider and the
+load average. Needs torch and the
 `assist-bench` extra (segment-anything, mobilesam-mirror) to export the models once;
 the exports are kept in --models-dir for the next run.
 """
@@ -80,6 +82,36 @@ def _click_times(assistant: ClickAssistant, image: np.ndarray, prompts: list[Pro
     return times
 
 
+def _ui_lateness(encoder: Path, decoder: Path, image: np.ndarray) -> list[float]:
+    """Lateness (ms) of a 10 ms QTimer on the UI thread while the app's AssistSession
+    encodes the image in the background (offscreen Qt)."""
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+    from PySide6.QtCore import QElapsedTimer, Qt, QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from segstudio.ui.annotate.assist_session import AssistSession
+
+    app = QApplication.instance() or QApplication([])
+    session = AssistSession.from_files(encoder, decoder)
+    clock, timer, late = QElapsedTimer(), QTimer(), []
+    timer.setTimerType(Qt.TimerType.PreciseTimer)
+    last = [0]
+
+    def tick() -> None:
+        now = clock.elapsed()
+        late.append(max(0.0, float(now - last[0] - 10)))
+        last[0] = now
+
+    timer.timeout.connect(tick)
+    session.ready.connect(app.quit)
+    clock.start()
+    timer.start(10)
+    session.set_image(image)
+    app.exec()
+    timer.stop()
+    return late
+
+
 def _p(values: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(values), q))
 
@@ -109,6 +141,8 @@ def main() -> int:
     sam2 = ClickAssistant(paths["sam2.encoder"], paths["sam2.decoder"], device=args.device)
     clicks_sam2 = _click_times(sam2, image, prompts)
 
+    late = _ui_lateness(paths["mobilesam.encoder"], paths["sam1.decoder"], image[:, ::-1].copy())
+
     print(f"image={width}x{height}")
     print(f"provider={sam1.provider}")
     print(f"click_p50_ms={_p(clicks, 50):.1f}")
@@ -117,6 +151,8 @@ def main() -> int:
     print(f"click_sam2_p95_ms={_p(clicks_sam2, 95):.1f}")
     print(f"encode_mobilesam_s={statistics.median(encode_s):.2f}")
     print(f"encode_mobilesam_min_s={min(encode_s):.2f}")
+    print(f"ui_late_p99_ms_encoding={_p(late, 99):.1f}")
+    print(f"ui_ticks_during_encode={len(late)}")
     print(f"load_average_end={os.getloadavg()[0]:.2f}")
     return 0
 
