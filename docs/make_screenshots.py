@@ -1,0 +1,267 @@
+"""Make the user guide's screenshots by driving the real app offscreen on the sample project.
+
+    .venv/bin/python docs/make_screenshots.py            # every picture into docs/images/
+    .venv/bin/python docs/make_screenshots.py --theme dark --out /tmp/shots
+
+The app runs with QT_QPA_PLATFORM=offscreen, a temporary user data folder and temporary
+settings, so nothing of the user's own segstudio is read or changed. Each theme runs in its
+own child process (the theme is chosen when the QApplication starts: SEGSTUDIO_THEME). The
+light run also trains a tiny CPU model from the window's Training dock, grabs the dashboard
+once the first epoch has ended, makes the finished model active and grabs a prediction.
+Takes a few minutes on two cores, most of it the training run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+SIZES = ((1280, 800), (1920, 1080))
+MAX_BYTES = 400_000  # a picture above this is quantised (then scaled) to keep the repo lean
+CHILD_TIMEOUT_S = {"light": 1500, "dark": 300}
+
+
+class ScreenshotError(RuntimeError):
+    """A step of the screenshot run failed; the message says which and why."""
+
+
+# -- the parent: one child per theme -----------------------------------------------------------------
+def run_children(out: Path, themes: list[str]) -> int:
+    for theme in themes:
+        started = time.monotonic()
+        print(f"[{theme}] starting", flush=True)
+        command = [sys.executable, str(Path(__file__).resolve()), "--theme", theme, "--out", str(out)]
+        env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SEGSTUDIO_THEME": theme}
+        try:
+            code = subprocess.call(command, env=env, timeout=CHILD_TIMEOUT_S[theme])
+        except subprocess.TimeoutExpired:
+            print(f"[{theme}] error: gave up after {CHILD_TIMEOUT_S[theme]} s", file=sys.stderr)
+            return 1
+        if code != 0:
+            print(f"[{theme}] error: the screenshot run failed (exit code {code})", file=sys.stderr)
+            return code
+        print(f"[{theme}] done in {time.monotonic() - started:.0f} s", flush=True)
+    return 0
+
+
+# -- the child: drive the window -------------------------------------------------------------------
+class Shooter:
+    """Owns the app, the window and the output folder of one theme's run."""
+
+    def __init__(self, theme: str, out: Path, scratch: Path) -> None:
+        from PySide6.QtCore import QSettings
+
+        from segstudio.ui import dialogs, resources
+        from segstudio.ui.app import create_app
+
+        self.theme, self.out = theme, out
+        settings = scratch / "settings"
+        settings.mkdir()
+        QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+        QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(settings))
+        resources.user_data_dir = lambda: scratch / "appdata"  # the sample is copied here
+
+        def show_error(_parent: object, title: str, text: str) -> None:
+            raise ScreenshotError(f"the app showed an error: {title}: {text}")
+
+        dialogs.show_error = show_error  # a modal box would wait forever offscreen
+        self.app = create_app(["segstudio-screenshots"])
+        from segstudio.ui.main_window import MainWindow
+
+        self.window = MainWindow()
+        self.window.resize(*SIZES[0])
+        self.window.show()
+        self.settle(1.0)
+
+    # -- waiting ---------------------------------------------------------------------------------
+    def settle(self, seconds: float) -> None:
+        """Let the event loop run (thumbnails, plots, layout) for `seconds`."""
+        from PySide6.QtCore import QEventLoop
+
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            time.sleep(0.01)
+
+    def wait_until(self, done: Callable[[], bool], timeout_s: float, what: str) -> None:
+        from PySide6.QtCore import QEventLoop
+
+        deadline = time.monotonic() + timeout_s
+        while not done():
+            if time.monotonic() > deadline:
+                raise ScreenshotError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+            self.app.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
+            time.sleep(0.02)
+
+    # -- pictures --------------------------------------------------------------------------------
+    def shoot(self, name: str, sizes: tuple[tuple[int, int], ...] = SIZES) -> None:
+        for width, height in sizes:
+            self.window.resize(width, height)
+            self.settle(0.8)
+            self.window.canvas.zoom_fit()
+            self.settle(0.4)
+            path = self.out / f"{name}-{width}x{height}.png"
+            got = self.window.size()
+            if (got.width(), got.height()) != (width, height):
+                print(f"  warning: the window would not take {width}x{height}; it is "
+                      f"{got.width()}x{got.height()} (its minimum size is larger)", flush=True)
+            if not self.window.grab().save(str(path)):
+                raise ScreenshotError(f"could not write {path}")
+            shrink(path)
+            print(f"  {path.name}: {path.stat().st_size // 1024} KB", flush=True)
+
+    # -- scenes ----------------------------------------------------------------------------------
+    def open_sample(self) -> None:
+        if not self.window.workspace.open_sample():
+            raise ScreenshotError("the sample project did not open")
+        self.settle(2.0)  # thumbnails load in the background
+
+    def open_first(self, statuses: tuple[str, ...]) -> str:
+        project = self.window.workspace.project
+        assert project is not None
+        records = project.images_where(statuses=statuses)
+        if not records:
+            raise ScreenshotError(f"the sample project has no image with status {'/'.join(statuses)}")
+        image_id = records[len(records) // 2].id
+        if not self.window.workspace.open_image(image_id):
+            raise ScreenshotError(f"could not open image {image_id}")
+        self.settle(0.5)
+        return image_id
+
+    def main_window(self) -> None:
+        self.open_first(("labeled", "reviewed"))
+        self.shoot(f"main-{self.theme}")
+
+    def welcome(self) -> None:
+        if not self.window.workspace.close_project():
+            raise ScreenshotError("the project did not close")
+        self.settle(0.5)
+        self.shoot("welcome", SIZES[:1])
+
+    def training(self) -> Path:
+        """Train 3 tiny epochs from the dock; grab after the first; return the model folder."""
+        from segstudio.engine.config import TrainConfig
+
+        hook = self.window.training
+        controller = hook.show()
+        # Training and Model share one tab stack, as the app arranges them when both are open.
+        self.window.tabifyDockWidget(self.window.model.dock, hook.dock)
+        hook.dock.raise_()
+        controller.process.nice = 0  # the app yields the CPU to the UI; here the run should finish
+        controller.ask = lambda *_: True
+        self.wait_until(lambda: controller.probe.report is not None, 180, "the device probe")
+        events: list[dict[str, Any]] = []
+        controller.process.event_received.connect(events.append)
+        panel = hook.dock.panel
+        panel.advanced.setChecked(True)
+        panel.advanced.load(TrainConfig(arch="unet", encoder="resnet18", pretrained=None, epochs=3,
+                                        lr=3e-3, batch_size=4, crop_size=128, augment="light",
+                                        amp="off", device="cpu", workers=0, patience=0, seed=1,
+                                        run_name="screenshots"))
+        panel.train_button.click()
+        if not controller.is_running():
+            raise ScreenshotError("Train did not start a run (are the sample's labelled images there?)")
+
+        def seen(kind: str) -> bool:
+            errors = [e for e in events if e.get("event") == "error"]
+            if errors:
+                raise ScreenshotError(f"training failed: {errors[0].get('message')}")
+            return any(e.get("event") == kind for e in events)
+
+        self.wait_until(lambda: seen("epoch_end"), 900, "the first epoch to end")
+        self.settle(2.0)  # the curves and the first previews
+        hook.dock.raise_()
+        self.shoot("training")
+        self.wait_until(lambda: not controller.is_running(), 900, "the training run to finish")
+        finished = next((e for e in events if e.get("event") == "run_finished"), None)
+        if finished is None or not finished.get("model"):
+            raise ScreenshotError(f"the run ended without a model: {events[-1] if events else 'no events'}")
+        model = Path(str(finished["model"]))
+        return model if model.is_absolute() else self.window.workspace.project.root / model
+
+    def model_dock(self, model: Path) -> None:
+        self.window.workspace.set_active_model(model)
+        loop = self.window.model
+        if loop.controller.model_path is None:
+            raise ScreenshotError(f"the Model dock did not pick up the active model {model}")
+        self.open_first(("unlabeled",))
+        if not loop.controller.predict_current():
+            raise ScreenshotError("Predict image did not start")
+        self.wait_until(lambda: not loop.controller.busy, 300, "the prediction")
+        if loop.controller.prediction() is None:
+            raise ScreenshotError("the prediction finished but none is shown")
+        loop.dock.show_prediction.setChecked(True)
+        loop.dock.style_combo.setCurrentIndex(loop.dock.style_combo.findData("fill"))
+        loop.dock.show()
+        loop.dock.raise_()
+        self.settle(0.5)
+        self.shoot("model")
+
+    def close(self) -> None:
+        self.window.close()
+        self.settle(0.5)
+
+
+def shrink(path: Path) -> None:
+    """Quantise a picture above MAX_BYTES to 256 colours, then scale it down if still too big."""
+    if path.stat().st_size <= MAX_BYTES:
+        return
+    from PIL import Image
+
+    with Image.open(path) as opened:
+        image = opened.convert("RGB")
+    scale = 1.0
+    while True:
+        size = (round(image.width * scale), round(image.height * scale))
+        shown = image if scale == 1.0 else image.resize(size, Image.Resampling.LANCZOS)
+        shown.quantize(256, method=Image.Quantize.MEDIANCUT).save(path, optimize=True)
+        if path.stat().st_size <= MAX_BYTES or scale < 0.5:
+            return
+        scale *= 0.85
+
+
+def run_theme(theme: str, out: Path) -> int:
+    with tempfile.TemporaryDirectory(prefix="segstudio-shots-") as scratch:
+        os.environ["SEGSTUDIO_DEVICE"] = "cpu"
+        os.environ["SEGSTUDIO_DATA_DIR"] = str(Path(scratch) / "appdata")
+        shooter = Shooter(theme, out, Path(scratch))
+        try:
+            shooter.open_sample()
+            shooter.main_window()
+            if theme == "light":
+                shooter.welcome()
+                shooter.open_sample()
+                model = shooter.training()
+                shooter.model_dock(model)
+        except ScreenshotError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        finally:
+            shooter.close()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=HERE / "images", help="folder for the PNGs")
+    parser.add_argument("--theme", choices=("light", "dark"), help="one theme, in this process")
+    args = parser.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    if args.theme is None:
+        return run_children(args.out, ["light", "dark"])
+    if os.environ.get("QT_QPA_PLATFORM") != "offscreen" or os.environ.get("SEGSTUDIO_THEME") != args.theme:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before Qt starts: no window ever shows
+        os.environ["SEGSTUDIO_THEME"] = args.theme
+    return run_theme(args.theme, args.out)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
