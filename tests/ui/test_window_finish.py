@@ -88,3 +88,14 @@ def test_a_saved_window_that_fits_is_kept(new_window) -> None:  # noqa: ANN001
     width, height = first.width(), first.height()
     window = new_window()
     assert (window.width(), window.height()) == (width, height)
+
+
+def test_showing_training_shares_the_model_docks_tab_stack(new_window, make_project) -> None:  # noqa: ANN001
+    window = new_window()
+    assert window.open_project(make_project().root)
+    model_dock = window.model.dock
+    assert model_dock.isVisible()
+    window.training.dock.show()  # what Ctrl+T and the Training menu do first
+    assert window.training.dock in window.tabifiedDockWidgets(model_dock)
+    # the class list keeps its rows: the right column did not gain a third dock
+    assert window.classes_dock.height() >= window.classes_dock.height_for_rows(8) - 2

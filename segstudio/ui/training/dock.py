@@ -70,6 +70,9 @@ class TrainingDock(QDockWidget):
         return self.controller is None or self.controller.confirm_close(self.window())
 
 
+MODEL_DOCK = "prediction_dock"  # the Model feature's dock, by object name (no import of it)
+
+
 class TrainingHook:
     """What installing training adds: the dock, its menu and the close guard. It follows the
     open project through the workspace's signals only."""
@@ -77,6 +80,8 @@ class TrainingHook:
     def __init__(self, context: FeatureContext) -> None:
         self.workspace = context.workspace
         self.notify = context.notify
+        self.tab_dock = context.tab_dock
+        self._tabified = False
         self.dock = TrainingDock()
         context.add_dock(self.dock, Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock.hide()
@@ -129,6 +134,10 @@ class TrainingHook:
         return controller
 
     def _on_dock_visibility_changed(self, visible: bool) -> None:
+        if visible and not self._tabified:
+            # One tab stack with the Model dock (both are about the model), so showing training
+            # never squeezes the class list; done once, so the user's own arrangement wins.
+            self._tabified = self.tab_dock(self.dock, MODEL_DOCK)
         if visible:
             controller = self.controller
             # Probing imports torch in a child (seconds of CPU): only once training is wanted.
