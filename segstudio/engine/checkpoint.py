@@ -148,17 +148,22 @@ class BestTracker:
     miou: float = -math.inf
     epoch: int | None = None
     metrics: dict[str, Any] | None = None
-    epochs_without_gain: int = 0
+    epochs_without_gain: int = 0  # validations, since validations may skip epochs
+    subset: bool = False  # the best figures are of the val subset (to be re-scored on all)
 
-    def update(self, epoch: int, miou: float | None, metrics: dict[str, Any]) -> bool:
+    def update(self, epoch: int, miou: float | None, metrics: dict[str, Any], subset: bool = False) -> bool:
         """Record the validation of `epoch` (1-based); True when it is the new best."""
         score = -math.inf if miou is None else miou
         if score > self.miou + 1e-6:
-            self.miou, self.epoch, self.metrics = score, epoch, metrics
+            self.miou, self.epoch, self.metrics, self.subset = score, epoch, metrics, subset
             self.epochs_without_gain = 0
             return True
         self.epochs_without_gain += 1
         return False
+
+    def rescored(self, miou: float | None, metrics: dict[str, Any]) -> None:
+        """The best epoch's figures on the whole val split."""
+        self.miou, self.metrics, self.subset = -math.inf if miou is None else miou, metrics, False
 
     def patience_spent(self, patience: int | None) -> bool:
         return bool(patience) and self.epochs_without_gain >= int(patience or 0)
@@ -168,11 +173,11 @@ class BestTracker:
         return self.miou if self.epoch else None
 
     def to_state(self) -> dict[str, Any]:
-        return {"best": {"miou": self.miou, "epoch": self.epoch, "metrics": self.metrics},
+        return {"best": {"miou": self.miou, "epoch": self.epoch, "metrics": self.metrics, "subset": self.subset},
                 "epochs_without_gain": self.epochs_without_gain}
 
     @classmethod
     def from_state(cls, state: dict[str, Any]) -> BestTracker:
         best = state.get("best") or {}
         return cls(float(best.get("miou", -math.inf)), best.get("epoch"), best.get("metrics"),
-                   int(state.get("epochs_without_gain", 0)))
+                   int(state.get("epochs_without_gain", 0)), bool(best.get("subset", False)))

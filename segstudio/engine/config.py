@@ -69,6 +69,15 @@ class TrainConfig:
     val_batch_size: int | None = option(None, "images per validation batch", default_text="the batch size")
     preview_images: int = option(4, "validation images drawn as previews after each validation")
     checkpoint_every_s: float = option(120.0, "seconds between 'last' checkpoints")
+    min_epoch_steps: int | None = option(None, "an epoch repeats the training images until it has this many steps",
+                                         default_text="50 when the epochs come from the recipe, else one pass")
+    val_share: float | None = option(None, "the most of the training time intermediate validations may take "
+                                           "(0 = validate after every epoch)",
+                                     default_text="0.15 when the epochs come from the recipe, else 0")
+    val_subset: int = option(32, "val images scored by intermediate validations when the split is larger (0 = all); "
+                                 "the last epoch and the best model are scored on all")
+    init_from: str = option("auto", "start from: auto (the project's active model when its classes, architecture "
+                                    "and encoder match), none, or a model folder / id under PROJECT/models")
     resume: str | None = option(None, "continue a run (its id under PROJECT/runs, or its folder)", metavar="RUN")
     # Re-read the project at each epoch start and train on masks saved since (the app's
     # 'use new labels from the next epoch'); validation images stay fixed for comparable curves.
@@ -91,6 +100,10 @@ class TrainConfig:
             (self.crop_size is None or self.crop_size >= 32, f"--crop-size must be 32 or more, got {self.crop_size}"),
             (self.workers is None or self.workers >= 0, f"--workers must be 0 or more, got {self.workers}"),
             (self.max_minutes is None or self.max_minutes > 0, "--max-minutes must be positive"),
+            (self.min_epoch_steps is None or self.min_epoch_steps >= 1,
+             f"--min-epoch-steps must be 1 or more, got {self.min_epoch_steps}"),
+            (self.val_share is None or 0 <= self.val_share < 1, f"--val-share must be in [0, 1), got {self.val_share}"),
+            (self.val_subset >= 0, f"--val-subset must be 0 or more, got {self.val_subset}"),
         ]
         for spec in fields(self):
             choices, noun = spec.metadata["choices"], spec.metadata["noun"]
@@ -192,4 +205,6 @@ def resolve_config(config: TrainConfig, device_type: str, train_images: int, wor
         channels_last=recipe.channels_last,
         workers=workers if config.workers is None else config.workers,
         val_batch_size=config.val_batch_size or recipe.batch_size,
+        min_epoch_steps=recipe.min_epoch_steps,
+        val_share=recipe.val_share,
     )

@@ -13,14 +13,20 @@ run_started   run_id, run_dir, config (every training setting, resolved), device
               train_images, val_images, classes [names, in model output order],
               epochs, steps_per_epoch, start_epoch (0, or the epochs a resumed run had done),
               val_source ("val" split or "holdout"), crop [h, w], cached (images held in
-              memory), class_weights (list, or null)
+              memory), class_weights (list, or null), val_subset (images scored by
+              intermediate validations, or null when they score the whole split),
+              started_from (the model id or path whose weights the run started from, or null)
 progress      epoch (1-based), epochs, step (1-based, within the epoch), steps, loss
               (running mean over the epoch), lr, images_per_s; at most ~2 per second
 epoch_end     epoch, epochs, train_loss, val_loss, miou, mean_dice, pixel_accuracy,
               mean_class_accuracy, per_class {name: {iou, dice, accuracy}}, lr, seconds
               (train + validation), train_seconds, images_per_s, data_wait_share (share of train step time spent waiting for
               data), peak_gpu_memory_mb (null off CUDA), val_images (images scored),
-              best_miou, is_best
+              best_miou, is_best, val_s (seconds the validation took), val_subset (true:
+              scored on the run's fixed val subset, false: on the whole split).
+              Sent after each validated epoch: intermediate validations keep within the
+              config's val_share of the time, so some epochs report only progress; the
+              last epoch is always validated on the whole split
 preview       epoch, images [paths of PNGs: image | truth | prediction, for up to 4 fixed
               validation images, under RUN_DIR/previews/]
 checkpoint    epoch, kind ("best"/"last"), path (the checkpoint's weights file)
@@ -31,7 +37,8 @@ stopped       epoch (completed epochs), reason ("signal": SIGINT/SIGTERM or shou
               written so far, or null)
 run_finished  epochs (completed), best_epoch, best {miou, mean_dice, pixel_accuracy,
               mean_class_accuracy, per_class}, model (PROJECT/models/<run-id>), run_dir,
-              minutes, reason ("completed"/"early_stopping"/"max_minutes")
+              minutes, reason ("completed"/"early_stopping"/"max_minutes"), val_seconds
+              (all validation, including re-scoring a subset best on the whole split)
 """
 
 from __future__ import annotations

@@ -7,6 +7,11 @@ memory (16 when it is unknown). On Apple MPS the same with batches of 8. On a CP
 256 px crops, batches of 8, no mixed precision. Epochs give about TARGET_STEPS optimiser
 steps, clamped to EPOCH_RANGE.
 
+Small data: when the recipe plans the epochs, an epoch repeats the training images until it
+has MIN_EPOCH_STEPS steps (20 images no longer make 200 epochs of 2 steps), and intermediate
+validations take at most VAL_SHARE of the training time (trainer.py skips the ones that would
+exceed it). Epochs given explicitly keep one pass each and a validation after every epoch.
+
 CPU figures: the CLI used 600 target steps, epochs 10-200 and batches of 8; the app 300
 steps, epochs 5-60 and batches of 4. One step budget (600) and one epoch range (10-200) now
 serve both. The batch differs by one documented knob: `interactive` (a person watching the
@@ -26,6 +31,8 @@ if TYPE_CHECKING:
 TARGET_STEPS_GPU = 3000
 TARGET_STEPS_CPU = 600
 EPOCH_RANGE = (10, 200)
+MIN_EPOCH_STEPS = 50
+VAL_SHARE = 0.15
 # (GPU memory in MB at least, batch of 512 px crops for a ResNet-34 U-Net with AMP)
 GPU_BATCHES = ((40_000, 32), (20_000, 16), (10_000, 8), (6_000, 4), (0, 2))
 GPU_BATCH_UNKNOWN_MEMORY = 16
@@ -55,6 +62,8 @@ class Recipe:
     epochs: int
     amp: str
     channels_last: bool
+    min_epoch_steps: int
+    val_share: float
 
 
 def gpu_batch_size(memory_mb: float | None) -> int:
@@ -64,9 +73,16 @@ def gpu_batch_size(memory_mb: float | None) -> int:
     return next(batch for limit, batch in GPU_BATCHES if memory_mb >= limit)
 
 
-def default_epochs(train_images: int, batch_size: int, gpu: bool, world_size: int = 1) -> int:
+def epoch_steps(train_images: int, batch_size: int, world_size: int = 1, min_steps: int = 1) -> int:
+    """Steps of one epoch: whole passes over the images until there are `min_steps`."""
+    per_pass = max(1, train_images // (max(1, batch_size) * max(1, world_size)))
+    return per_pass * math.ceil(max(1, min_steps) / per_pass)
+
+
+def default_epochs(train_images: int, batch_size: int, gpu: bool, world_size: int = 1,
+                   min_steps: int = 1) -> int:
     """Epochs that give about a fixed number of optimiser steps, clamped to EPOCH_RANGE."""
-    steps_per_epoch = max(1, train_images // (max(1, batch_size) * max(1, world_size)))
+    steps_per_epoch = epoch_steps(train_images, batch_size, world_size, min_steps)
     target = TARGET_STEPS_GPU if gpu else TARGET_STEPS_CPU
     low, high = EPOCH_RANGE
     return int(min(high, max(low, math.ceil(target / steps_per_epoch))))
@@ -89,7 +105,10 @@ def one_click(machine: Machine, train_images: int, chosen: TrainConfig | None = 
     batch = chosen.batch_size or batch
     # A batch larger than the per-rank share of images would leave no full batch to train on.
     batch = max(1, min(batch, train_images // max(1, machine.world_size) or 1))
-    epochs = chosen.epochs or default_epochs(train_images, batch, machine.gpu, machine.world_size)
+    planned = chosen.epochs is None
+    min_steps = chosen.min_epoch_steps or (MIN_EPOCH_STEPS if planned else 1)
+    val_share = chosen.val_share if chosen.val_share is not None else (VAL_SHARE if planned else 0.0)
+    epochs = chosen.epochs or default_epochs(train_images, batch, machine.gpu, machine.world_size, min_steps)
     return Recipe(
         encoder=chosen.encoder or ("resnet34" if machine.gpu else "resnet18"),
         batch_size=batch,
@@ -97,4 +116,6 @@ def one_click(machine: Machine, train_images: int, chosen: TrainConfig | None = 
         epochs=epochs,
         amp=chosen.amp if chosen.amp != "auto" or machine.gpu else "off",
         channels_last=cuda if chosen.channels_last is None else chosen.channels_last,
+        min_epoch_steps=min_steps,
+        val_share=val_share,
     )

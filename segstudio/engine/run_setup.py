@@ -6,6 +6,7 @@ writes). `fit` (trainer.py) builds them once and passes them explicitly.
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Sequence
@@ -16,7 +17,7 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from segstudio.core.errors import SegstudioError, TrainingError
 from segstudio.core.project import ImageRecord, Project
@@ -43,6 +44,7 @@ from segstudio.engine.device import (
     resolve_amp,
     resolve_device,
 )
+from segstudio.engine.finetune import find_init_source, load_init_weights
 from segstudio.engine.losses import build_loss
 from segstudio.engine.modelfile import IMAGENET_MEAN, IMAGENET_STD
 from segstudio.engine.models.registry import ModelSpec
@@ -126,6 +128,11 @@ class RunSetup:
     lr_plan: LrPlan
     step: TrainStep
     notes: tuple[str, ...]
+    # intermediate validations score a fixed, seeded subset when the val split is larger
+    val_subset_loader: DataLoader | None
+    val_subset_images: int | None
+    val_subset_pixels: int  # pixels those validations score (for the first cost estimate)
+    started_from: str | None  # the model file the weights started from (None: fresh)
 
 
 @dataclass(frozen=True)
@@ -148,10 +155,31 @@ def make_train_transform(config: TrainConfig, crop: tuple[int, int], store: Imag
     return train_transform(config.augment, crop)
 
 
+class RepeatedDataset(Dataset):
+    """`dataset` `repeats` times over: a small training set fills a meaningful epoch."""
+
+    def __init__(self, dataset: TrainDataset, repeats: int) -> None:
+        self.dataset = dataset
+        self.repeats = repeats
+        self.transform = dataset.transform  # seeded per loader worker (data._seed_worker)
+
+    def __len__(self) -> int:
+        return len(self.dataset) * self.repeats
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.dataset[index % len(self.dataset)]
+
+
 def make_feed(config: TrainConfig, dist: DistContext, device: torch.device, store: ImageStore,
               signature: Signature, transform: Any) -> TrainFeed:
-    """The training loader over `store` (again after a data refresh)."""
-    train_ds = TrainDataset(store, transform)
+    """The training loader over `store` (again after a data refresh); an epoch repeats the
+    images until it has `config.min_epoch_steps` steps."""
+    batch = int(config.batch_size or 1)
+    per_pass = len(store) // (batch * dist.world_size)
+    repeats = math.ceil(int(config.min_epoch_steps or 1) / per_pass) if per_pass else 1
+    train_ds: Dataset = TrainDataset(store, transform)
+    if repeats > 1:
+        train_ds = RepeatedDataset(train_ds, repeats)  # type: ignore[arg-type]
     sampler = None
     if dist.distributed:
         from torch.utils.data.distributed import DistributedSampler
@@ -160,12 +188,11 @@ def make_feed(config: TrainConfig, dist: DistContext, device: torch.device, stor
                                      shuffle=True, seed=config.seed, drop_last=True)
     generator = torch.Generator()
     generator.manual_seed(config.seed)
-    batch = int(config.batch_size or 1)
     loader = make_loader(train_ds, batch_size=batch, shuffle=True, drop_last=True,
                          workers=int(config.workers or 0), pin_memory=device.type == "cuda",
                          sampler=sampler, generator=generator)
     if len(loader) == 0:
-        raise TrainingError(f"{len(train_ds)} training images do not fill one batch of {batch}; "
+        raise TrainingError(f"{len(store)} training images do not fill one batch of {batch}; "
                             "lower --batch-size")
     return TrainFeed(store, signature, loader, sampler, len(loader))
 
@@ -195,9 +222,15 @@ def build_setup(config: TrainConfig, data: TrainData) -> tuple[RunSetup, TrainFe
                      pretrained=None if resume_dir else cfg.pretrained)
     divisor = required_divisor(spec)
     notes: list[str] = list(data.warnings)
+    source = None if resume_dir else find_init_source(cfg.init_from, data.project, spec, data.mapping, notes)
+    if source is not None:  # its weights replace the encoder's: no need to fetch ImageNet's
+        spec = ModelSpec(spec.arch, encoder=spec.encoder, num_classes=spec.num_classes, pretrained=None)
     if cfg.refresh_data and dist.distributed:
         notes.append("--refresh-data works in single-process runs only; this run keeps its starting images")
-    model = create_model(spec, warnings=notes).to(device)
+    model = create_model(spec, warnings=notes)
+    if source is not None:
+        load_init_weights(source, model)
+    model = model.to(device)
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
@@ -212,6 +245,14 @@ def build_setup(config: TrainConfig, data: TrainData) -> tuple[RunSetup, TrainFe
         val_ds, batch_sampler=SizeGroupedBatches(val_ds, int(cfg.val_batch_size or batch), shard),
         workers=0 if val_store.cached else min(4, int(cfg.workers or 0)), pin_memory=device.type == "cuda")
     previews = tuple(val_store[i] for i in range(min(cfg.preview_images, len(val_store))))
+    subset_loader, subset_images, subset_pixels = None, None, sum(h * w for h, w in val_store.sizes)
+    if 0 < cfg.val_subset < len(val_ds):
+        chosen = sorted(np.random.default_rng(cfg.seed).choice(len(val_ds), cfg.val_subset, replace=False).tolist())
+        subset_images, subset_pixels = len(chosen), sum(val_store.sizes[i][0] * val_store.sizes[i][1] for i in chosen)
+        subset_loader = make_loader(
+            val_ds, batch_sampler=SizeGroupedBatches(val_ds, int(cfg.val_batch_size or batch),
+                                                     chosen[dist.rank::dist.world_size]),
+            workers=0 if val_store.cached else min(4, int(cfg.workers or 0)), pin_memory=device.type == "cuda")
 
     weights = None
     if cfg.class_weights == "median_frequency":
@@ -232,7 +273,8 @@ def build_setup(config: TrainConfig, data: TrainData) -> tuple[RunSetup, TrainFe
                      cfg.grad_clip, IMAGENET_MEAN, IMAGENET_STD)
     setup = RunSetup(cfg, dist, device, amp, resume_dir, started, spec, divisor, crop, model, train_model,
                      transform, val_store, val_loader, previews, weights, loss_fn, optimizer, scheduler, scaler,
-                     plan, step, tuple(notes))
+                     plan, step, tuple(notes), subset_loader, subset_images, subset_pixels,
+                     source.label if source else None)
     return setup, feed
 
 
@@ -279,5 +321,6 @@ def open_run_dir(setup: RunSetup, data: TrainData) -> RunDir:
         saved = dict(setup.config.to_dict(), resume=None)
         saved["spec"] = setup.spec.to_dict()
         saved["classes"] = list(data.mapping.names)
+        saved["started_from"] = setup.started_from
         ckpt.write_config(run_dir, saved)
     return folder

@@ -1,9 +1,11 @@
 """`fit`: train a model on a project's labelled images, reporting events as it goes.
 
-One epoch = every training image once, as an augmented random crop. After each epoch the
-whole validation set is scored (whole images, padded, no crop) through one confusion
-matrix; the best epoch by val mIoU is kept, and at the end written as a model file into
-PROJECT/models/<run-id>/. See events.py for what is reported, checkpoint.py for the run
+One epoch = every training image once (repeated up to --min-epoch-steps), as augmented
+random crops. After an epoch the validation images are scored (whole images, padded, no
+crop) through one confusion matrix: when the cadence allows (cadence.py, --val-share), on a
+fixed subset when the split is larger than --val-subset; the last epoch always, on the whole
+split, and a best found on the subset is re-scored on the whole split before the end. The
+best by val mIoU is written as a model file into PROJECT/models/<run-id>/. See events.py for what is reported, checkpoint.py for the run
 folder and run_setup.py for what is built before the first step. Under torchrun the same
 code trains with DistributedDataParallel.
 """
@@ -21,6 +23,7 @@ import torch
 from torch import nn
 
 from segstudio.engine import checkpoint as ckpt
+from segstudio.engine.cadence import ValCadence
 from segstudio.engine.checkpoint import BestTracker
 from segstudio.engine.config import TrainConfig
 from segstudio.engine.data import TrainData
@@ -114,22 +117,22 @@ class _Training:
             val_images=len(self.data.val), val_source=self.data.val_source,
             classes=list(self.data.mapping.names), epochs=epochs, steps_per_epoch=feed.steps_per_epoch,
             start_epoch=start_epoch, crop=list(setup.crop), cached=feed.store.cached,
-            class_weights=setup.class_weights,
+            class_weights=setup.class_weights, val_subset=setup.val_subset_images,
+            started_from=setup.started_from,
         )
         for note in setup.notes:
             self.emit("warning", message=note)
         refresh = cfg.refresh_data and not setup.dist.distributed
+        cadence = ValCadence(float(cfg.val_share or 0.0))
+        val_seconds = 0.0
         last_save = time.monotonic()
         reason = "completed"
         completed = start_epoch
         for epoch in range(start_epoch, epochs):
-            if epoch > start_epoch and self.out_of_time():  # do not start an epoch past the budget
-                self.save_last(completed, best)
-                reason = "max_minutes"
-                break
             if refresh and epoch > start_epoch:
                 feed, refresh = self.refresh(feed, epoch, epochs)
             result = self.train_epoch(feed, epoch, epochs)
+            cadence.trained(result.train_seconds)
             if result.outcome == "stop":
                 path = self.save_last(completed, best)
                 model_dir = self.export(best)
@@ -137,13 +140,26 @@ class _Training:
                           model=str(model_dir) if model_dir else None)
                 return RunResult(run.run_id, run.path, model_dir, completed, best.epoch, best.metrics, "stopped")
             completed = epoch + 1
-            self.validate(epoch, epochs, result, best)
-            early = best.patience_spent(cfg.patience)
-            final = result.outcome == "time" or early or completed == epochs
-            if final or time.monotonic() - last_save >= cfg.checkpoint_every_s:
+            over = result.outcome == "time" or self.out_of_time()  # never start an epoch past the budget
+            last = over or completed == epochs
+            early = False
+            if last or self.validation_due(cadence, result):
+                t0 = time.perf_counter()
+                if last:
+                    self.rescore_best(best)
+                self.validate(epoch, epochs, result, best, whole=last)
+                val_seconds += time.perf_counter() - t0
+                if not last:
+                    cadence.validated(time.perf_counter() - t0)
+                    early = best.patience_spent(cfg.patience)
+            if last or early or time.monotonic() - last_save >= cfg.checkpoint_every_s:
+                if early:
+                    t0 = time.perf_counter()
+                    self.rescore_best(best)
+                    val_seconds += time.perf_counter() - t0
                 self.save_last(completed, best)
                 last_save = time.monotonic()
-            if result.outcome == "time":
+            if over:
                 reason = "max_minutes"
                 break
             if early:
@@ -152,7 +168,7 @@ class _Training:
         model_dir = self.export(best)
         self.emit("run_finished", epochs=completed, best_epoch=best.epoch, best=best.metrics,
                   model=str(model_dir) if model_dir else None, run_dir=str(run.path),
-                  minutes=(time.monotonic() - setup.started) / 60, reason=reason)
+                  minutes=(time.monotonic() - setup.started) / 60, reason=reason, val_seconds=val_seconds)
         return RunResult(run.run_id, run.path, model_dir, completed, best.epoch, best.metrics, reason)
 
     def refresh(self, feed: TrainFeed, epoch: int, epochs: int) -> tuple[TrainFeed, bool]:
@@ -215,28 +231,60 @@ class _Training:
             peak_gpu_memory_mb=peak_memory_mb(setup.device),
         )
 
-    def score(self) -> EvalResult:
-        """The model's figures on the validation images."""
+    def score(self, whole: bool = True, model: nn.Module | None = None) -> EvalResult:
+        """The figures of `model` (default: the one training) on the validation images: all of
+        them, or the run's fixed subset for an intermediate validation (when it has one)."""
         setup = self.setup
+        loader = setup.val_loader if whole or setup.val_subset_loader is None else setup.val_subset_loader
         return evaluate(
-            setup.model, setup.val_loader, self.data.mapping.num_classes, setup.device, amp=setup.amp,
+            model or setup.model, loader, self.data.mapping.num_classes, setup.device, amp=setup.amp,
             mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last=bool(setup.config.channels_last),
             loss_fn=setup.loss_fn, all_reduce=setup.dist.distributed)
 
-    def validate(self, epoch: int, epochs: int, stats: EpochResult, best: BestTracker) -> None:
-        """Score the val set, report the epoch, keep the best weights and previews."""
+    def validation_due(self, cadence: ValCadence, stats: EpochResult) -> bool:
+        """An intermediate validation now keeps validating within --val-share (all ranks agree)."""
+        setup = self.setup
+        pixels_per_s = (stats.images_per_s or 0.0) * setup.crop[0] * setup.crop[1]
+        return _agree_any(cadence.due(setup.val_subset_pixels, pixels_per_s), setup.device, setup.dist)
+
+    def rescore_best(self, best: BestTracker) -> None:
+        """A best found on the val subset, scored again on the whole split (its weights come
+        from best.safetensors), so the final choice compares figures of the same images."""
+        setup = self.setup
+        if not best.subset:
+            return
+        if setup.dist.distributed:  # rank 0 wrote the file
+            import torch.distributed as tdist
+
+            tdist.barrier()
+        from segstudio.engine.models.registry import create_model
+
+        spec = setup.spec
+        model = create_model(type(spec)(spec.arch, encoder=spec.encoder, num_classes=spec.num_classes))
+        ckpt.load_weights(self.run_dir.checkpoints / "best.safetensors", model)
+        model = model.to(setup.device)
+        if setup.config.channels_last:
+            model = model.to(memory_format=torch.channels_last)
+        result = self.score(whole=True, model=model)
+        best.rescored(result.metrics.miou, result.metrics.to_dict(self.data.mapping.names))
+
+    def validate(self, epoch: int, epochs: int, stats: EpochResult, best: BestTracker, whole: bool) -> None:
+        """Score the val images (all, or the subset), report the epoch, keep the best weights
+        and previews."""
         setup, run = self.setup, self.run_dir
         t0 = time.perf_counter()
-        result = self.score()
+        result = self.score(whole)
+        subset = not whole and setup.val_subset_loader is not None
         figures = result.metrics.to_dict(self.data.mapping.names)
-        is_best = best.update(epoch + 1, result.metrics.miou, figures)
+        is_best = best.update(epoch + 1, result.metrics.miou, figures, subset=subset)
+        val_s = time.perf_counter() - t0
         event = make_event(
             "epoch_end", epoch=epoch + 1, epochs=epochs, train_loss=stats.train_loss, val_loss=result.loss,
             **figures, lr=setup.optimizer.param_groups[0]["lr"],
-            seconds=stats.train_seconds + time.perf_counter() - t0, train_seconds=stats.train_seconds,
+            seconds=stats.train_seconds + val_s, train_seconds=stats.train_seconds,
             images_per_s=stats.images_per_s, data_wait_share=stats.data_wait_share,
             peak_gpu_memory_mb=stats.peak_gpu_memory_mb, val_images=result.images,
-            best_miou=best.best_miou, is_best=is_best,
+            best_miou=best.best_miou, is_best=is_best, val_s=val_s, val_subset=subset,
         )
         if not setup.dist.is_main:
             return
@@ -292,7 +340,7 @@ class _Training:
             "train_images": len(data.train), "val_images": len(data.val),
             "val_source": data.val_source, "loss": cfg.loss, "augment": cfg.augment,
             "lr": cfg.lr, "batch_size": cfg.batch_size, "val_batch_size": cfg.val_batch_size,
-            "amp": self.setup.amp, "pretrained": cfg.pretrained,
+            "amp": self.setup.amp, "pretrained": cfg.pretrained, "started_from": self.setup.started_from,
         }
         config = ModelConfig.from_spec(self.setup.spec, data.project.classes, mean=IMAGENET_MEAN,
                                        std=IMAGENET_STD, input_size=self.setup.crop,

@@ -86,6 +86,7 @@ class AdvancedOptions(QWidget):
         self.workers = _spin(-1, 64, "auto")
         self.run_name = QLineEdit()
         self.run_name.setPlaceholderText("time and model")
+        self._base = TrainConfig()  # the settings this form does not show (kept from the recipe)
         self.body = QFrame()
         self.body.setFrameShape(QFrame.Shape.StyledPanel)
         form = QFormLayout(self.body)
@@ -130,6 +131,7 @@ class AdvancedOptions(QWidget):
                 combo.blockSignals(False)
 
     def load(self, options: TrainConfig) -> None:
+        self._base = options
         _set_combo(self.arch, options.arch)
         _set_combo(self.encoder, options.encoder)
         _set_combo(self.pretrained, options.pretrained or "none")
@@ -149,7 +151,8 @@ class AdvancedOptions(QWidget):
 
     def options(self) -> TrainConfig:
         pretrained = self.pretrained.currentText().strip()
-        return TrainConfig(
+        return replace(
+            self._base,
             arch=self.arch.currentText().strip() or "unet",
             encoder=self.encoder.currentText().strip() or None,
             pretrained=None if pretrained.lower() in ("", "none") else pretrained,
@@ -202,6 +205,10 @@ class TrainingPanel(QWidget):
         self.live_data = QCheckBox("Use masks saved during the run from its next epoch")
         self.live_data.setToolTip("Off: a run trains on the labelled images it started with, and "
                                   "later labels are used by the next run")
+        self.from_active = QCheckBox("Start from the active model")
+        self.from_active.setChecked(True)
+        self.from_active.setToolTip("Fine-tune the project's active model when it has the same classes, "
+                                    "architecture and encoder; off: start fresh")
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button, 2)
         buttons.addWidget(self.stop_button, 1)
@@ -213,6 +220,7 @@ class TrainingPanel(QWidget):
         layout.addWidget(self.recipe_label)
         layout.addLayout(buttons)
         layout.addWidget(self.live_data)
+        layout.addWidget(self.from_active)
         layout.addWidget(self.advanced)
         self._running = False
         self._has_project = False
@@ -253,7 +261,8 @@ class TrainingPanel(QWidget):
 
     def options(self) -> TrainConfig:
         options = self.advanced.options() if self.advanced.isChecked() else self.default_options()
-        return replace(options, refresh_data=self.live_data.isChecked())
+        return replace(options, refresh_data=self.live_data.isChecked(),
+                       init_from="auto" if self.from_active.isChecked() else "none")
 
     def _on_advanced_toggled(self, checked: bool) -> None:
         if checked:

@@ -33,7 +33,8 @@ def default_options(device: DeviceReport, train_images: int) -> TrainConfig:
     machine = Machine(device.device_type if device.gpu else "cpu", device.memory_mb)
     recipe = one_click(machine, train_images, interactive=True)
     return TrainConfig(arch="unet", encoder=recipe.encoder, batch_size=recipe.batch_size,
-                       crop_size=recipe.crop_size, amp=recipe.amp, epochs=recipe.epochs, device="auto")
+                       crop_size=recipe.crop_size, amp=recipe.amp, epochs=recipe.epochs, device="auto",
+                       min_epoch_steps=recipe.min_epoch_steps, val_share=recipe.val_share)
 
 
 def train_command(project_root: Path, config: TrainConfig) -> list[str]:
