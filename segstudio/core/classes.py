@@ -23,6 +23,20 @@ DEFAULT_IGNORE_NAME = "unlabeled"
 DEFAULT_IGNORE_COLOR: Color = (0, 0, 0)
 
 
+BACKGROUND_NAMES = ("background", "_background_", "bg", "void", "unlabeled", "unlabelled")
+# Class 0 of the VOC map is black, which is also the unlabelled colour: a class of another
+# name that would get it is drawn in this red instead, so it never looks unlabelled.
+NOT_BLACK: Color = (230, 25, 75)
+
+
+def default_color(class_id: int, name: str) -> Color:
+    """The colour a new class gets: the VOC map's, but black only for a background class."""
+    color = voc_color(class_id)
+    if color == DEFAULT_IGNORE_COLOR and name.strip().lower() not in BACKGROUND_NAMES:
+        return NOT_BLACK
+    return color
+
+
 def voc_color(index: int) -> Color:
     """The Pascal VOC colour map: bits of the index spread over R, G and B from the top."""
     r = g = b = 0
@@ -185,7 +199,7 @@ class ClassTable:
             try:
                 class_id = int(item["id"]) if "id" in item else position
                 name = str(item["name"])
-                color_raw = item.get("color") or voc_color(class_id)
+                color_raw = item.get("color") or default_color(class_id, str(name))
                 color = tuple(int(c) for c in color_raw)
             except (KeyError, TypeError, ValueError) as exc:
                 raise ClassTableError(
@@ -199,7 +213,7 @@ class ClassTable:
     def from_names(cls, names: Sequence[str], ignore: str | None = None) -> ClassTable:
         """Classes 0..n-1 in VOC colours; a name equal to `ignore` becomes the ignore class."""
         return cls(
-            tuple(ClassDef(i, name, voc_color(i), ignore=(name == ignore)) for i, name in enumerate(names))
+            tuple(ClassDef(i, name, default_color(i, name), ignore=(name == ignore)) for i, name in enumerate(names))
         )
 
     @classmethod
@@ -257,6 +271,6 @@ def parse_labels(lines: Iterable[str], source: str = "labels") -> ClassTable:
             continue
         if name == "_background_":
             name = "background"
-        defs.append(ClassDef(next_id, name, voc_color(next_id)))
+        defs.append(ClassDef(next_id, name, default_color(next_id, name)))
         next_id += 1
     return ClassTable(tuple(defs))

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from pycocotools import mask as mask_utils
 
-from segstudio.core.classes import ClassDef, ClassTable, voc_color
+from segstudio.core.classes import ClassDef, ClassTable, default_color
 from segstudio.core.errors import DatasetImportError, MaskError
 from segstudio.core.imageio import ImageInfo
 from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, Skip, SourceMask
@@ -106,7 +106,7 @@ def _class_table(data: dict[str, Any]) -> tuple[ClassTable, dict[int, int], int]
         if name in names:
             name = f"{name} ({cid})"
         names.add(name)
-        defs.append(ClassDef(class_id, name, voc_color(class_id)))
+        defs.append(ClassDef(class_id, name, default_color(class_id, name)))
         mapping[cid] = class_id
     return ClassTable((*defs, CROWD)), mapping, BACKGROUND.id
 

@@ -13,14 +13,15 @@ from segstudio.core import imageio
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import DatasetImportError
 from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, Skip
-from segstudio.core.importers.common import source_files
+from segstudio.core.importers.common import class_file, source_files
 
 
 def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetSource:
     sources = options.sources or options.images
     if not sources:
         raise DatasetImportError("the images format needs one or more image folders or files")
-    return DatasetSource("images", None, _items(sources, options.split or "unassigned"))
+    # unlabelled images carry no classes of their own: a class file given with them sets the table
+    return DatasetSource("images", class_file(options.classes_file), _items(sources, options.split or "unassigned"))
 
 
 def _items(sources: tuple[Path, ...], split: str) -> Iterator[ImportItem | Skip]:

@@ -28,7 +28,7 @@ from segstudio.core.classes import (
     DEFAULT_IGNORE_ID,
     ClassDef,
     ClassTable,
-    voc_color,
+    default_color,
 )
 from segstudio.core.errors import DatasetImportError, MaskError
 from segstudio.core.imageio import ImageInfo
@@ -72,7 +72,7 @@ class LabelRegistry:
         new_id = next(i for i in range(1, 256) if i not in self.table.ids)
         if new_id == DEFAULT_IGNORE_ID:
             raise MaskError("more than 254 labels; a project holds at most 256 classes")
-        self.table = self.table.with_class(ClassDef(new_id, name, voc_color(new_id)))
+        self.table = self.table.with_class(ClassDef(new_id, name, default_color(new_id, name)))
         return new_id
 
     def background_id(self) -> int:
