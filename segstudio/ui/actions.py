@@ -36,12 +36,28 @@ TOOLS = (
     ("fill", "&Fill", "F", "Flood-fill a connected area"),
     ("polygon", "&Polygon", "P", "Click corners; double-click or Enter closes"),
     ("lasso", "&Lasso", "L", "Drag a free-hand outline to fill"),
-    ("box_select", "Bo&x", "R", "Drag a rectangle to fill"),
+    ("box_select", "Bo&x", "R", "Drag a box around an object: a smart cut (GrabCut) fills it"),
     ("scribble", "&Scribble select", "S", "Scribble inside and outside for a smart cut"),
     ("assist", "&Assist (click or box)", "A", "Click an object (right click: not this) or drag a box; Enter accepts, Tab cycles"),
     ("wand", "Magic &wand", "W", "Select similar colours"),
     ("picker", "Class p&icker", "I", "Pick the class under the cursor"),
     ("pan", "P&an", "H", "Drag to move the view"),
+)
+
+# Keys a tool reads itself (no QAction carries them); the F1 sheet lists them as rows too.
+TOOL_KEY_ROWS = (
+    ("Assist tool", "Accept the proposal", "Enter, double click"),
+    ("Assist tool", "Next alternative mask", "Tab"),
+    ("Assist tool", "Remove the last point", "Backspace"),
+    ("Assist tool", "Drop the proposal", "Esc"),
+    ("Assist tool", "Not this (negative point)", "Right click, Alt+click"),
+)
+
+# After the tools in the Tools menu, behind a separator.
+TOOLS_MENU_TAIL = (
+    ActionSpec("assist_models", "&Tools", "Assist &models...", (),
+               "Download, add, remove and choose the models the Assist tool uses",
+               separator_before=True),
 )
 
 # What the tool bar shows (the menus keep the full names): it must fit 1024-pixel screens.
@@ -68,6 +84,8 @@ _SPECS: tuple[ActionSpec, ...] = (
     ActionSpec("brush_smaller", "&Edit", "Brush &smaller", ("[",), "Shrink the brush"),
     ActionSpec("protect", "&Edit", "&Protect labelled pixels", ("X",),
                "Paint only over unlabelled pixels", checkable=True),
+    ActionSpec("right_erases", "&Edit", "Right drag &erases", (),
+               "With the brush, a right-button drag erases", checkable=True),
     # View
     ActionSpec("zoom_in", "&View", "Zoom &in", (StandardKey.ZoomIn, "Ctrl+="), "Zoom in"),
     ActionSpec("zoom_out", "&View", "Zoom &out", (StandardKey.ZoomOut,), "Zoom out"),
@@ -115,6 +133,8 @@ class Actions:
             self.tool_group.addAction(action)
             if index == 0:
                 action.setChecked(True)
+        for spec in TOOLS_MENU_TAIL:
+            self._add(spec)
         for number in range(1, CLASS_KEYS + 1):
             action = self._add(ActionSpec(f"class_{number}", "&Classes", f"Select class {number}",
                                           (str(number),), f"Make the class in row {number} active",
@@ -166,18 +186,20 @@ class Actions:
                 menu.addAction(action)
 
     def shortcut_rows(self, bar: QMenuBar | None = None) -> list[tuple[str, str, str]]:
-        """(menu, action, shortcuts) for the shortcut sheet, in menu order.
+        """(menu, action, shortcuts) for the shortcut sheet, in menu order, then the keys
+        tools read themselves (TOOL_KEY_ROWS).
 
         With the menu bar, every menu is listed, including those other parts installed.
         """
         if bar is None:
-            return [row for title in MENU_ORDER
+            rows = [row for title in MENU_ORDER
                     for row in _rows(title, [action for action, _ in self._menus[title]])]
+            return [*rows, *TOOL_KEY_ROWS]
         rows = []
         for top in bar.actions():
             if top.menu() is not None:
                 rows.extend(_rows(top.text(), _walk(top.menu())))
-        return rows
+        return [*rows, *TOOL_KEY_ROWS]
 
 
 def _walk(menu: QMenu) -> list[QAction]:

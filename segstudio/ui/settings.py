@@ -1,5 +1,6 @@
 """What the app remembers between runs (QSettings): recent projects, window layout, and how
-each project was last viewed (active class, tool, brush size, overlay opacity).
+each project was last viewed (active class, tool, brush size, overlay opacity), and the
+click-assist model the user chose.
 
 Only these live in QSettings; everything about a project's data lives in its folder (the
 view is the user's habit, not the team's data, so it stays out of project.json).
@@ -70,6 +71,15 @@ class AppSettings:
 
     def save_project_view(self, root: Path, view: dict[str, Any]) -> None:
         self._settings.setValue(f"projects/{_project_key(root)}/view", json.dumps(view, sort_keys=True))
+
+    # -- click assist ------------------------------------------------------------------------------
+    def assist_model(self) -> str | None:
+        """The registered assist model the user chose ("Use for assist"); None: not chosen."""
+        value = self._settings.value("assist/model")
+        return str(value) if value else None
+
+    def set_assist_model(self, name: str | None) -> None:
+        self._settings.setValue("assist/model", name or "")
 
     def sync(self) -> None:
         self._settings.sync()
