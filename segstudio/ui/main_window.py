@@ -15,6 +15,7 @@ from PySide6.QtWidgets import QApplication, QDockWidget, QMainWindow, QMenu, QSt
 
 from segstudio.ui import model, training
 from segstudio.ui.actions import Actions
+from segstudio.ui.annotate import assist_controller
 from segstudio.ui.annotate.canvas import Canvas
 from segstudio.ui.annotate.classes_dock import ClassesDock
 from segstudio.ui.annotate.tool_bar import ToolBar
@@ -67,6 +68,7 @@ class MainWindow(QMainWindow):
         )
         self.training = training.install(features)
         self.model = model.install(features)
+        self.assist = assist_controller.install(features, self.commands, self.tool_bar, self.settings)
         self._default_layout_pending = True
         self._restore_layout()
         self.workspace.project_changed.connect(self._on_workspace_project_changed)
@@ -94,6 +96,10 @@ class MainWindow(QMainWindow):
         ):
             a[name].triggered.connect(slot)
         a["protect"].toggled.connect(canvas.set_protect)
+        a["right_erases"].setChecked(self.settings.right_button_erases())
+        canvas.set_right_button_erases(a["right_erases"].isChecked())
+        a["right_erases"].toggled.connect(canvas.set_right_button_erases)
+        a["right_erases"].toggled.connect(self.settings.set_right_button_erases)
         a["toggle_overlay"].toggled.connect(canvas.set_overlay_visible)
         a["outline_mode"].toggled.connect(canvas.set_outline_mode)
         a.tool_group.triggered.connect(lambda action: canvas.set_tool(str(action.data())))

@@ -1,8 +1,11 @@
 """The click assist's Qt side: one model, the open image's embedding computed in the
-background (a stale encode is cancelled when the user moves on), decoding on demand."""
+background (a stale encode is cancelled when the user moves on), the next images encoded
+ahead of time, embeddings kept on disk in the project when given a folder, decoding on demand."""
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -16,9 +19,16 @@ from segstudio.assist import (
     Embedding,
     Prompt,
 )
-from segstudio.assist.cache import image_key
+from segstudio.assist.cache import DiskEmbeddingCache, image_key
 from segstudio.assist.errors import AssistError
-from segstudio.ui.jobs import JobCancelled, error_text, run_in_background
+from segstudio.ui.jobs import Job, JobCancelled, error_text, run_in_background
+from segstudio.ui.settings import AppSettings
+
+log = logging.getLogger(__name__)
+
+# The float16 embeddings a project keeps on disk (SAM 1: 2 MiB each, SAM 2: about 8 MiB).
+DISK_CACHE_BYTES = 512 << 20
+ImageLoader = Callable[[], np.ndarray]
 
 
 class AssistSession(QObject):
@@ -27,41 +37,64 @@ class AssistSession(QObject):
     ready = Signal()
     note = Signal(str)  # status-bar text: encoding, ready, errors
 
-    def __init__(self, assistant: ClickAssistant, parent: QObject | None = None) -> None:
+    def __init__(self, assistant: ClickAssistant, parent: QObject | None = None, name: str = "") -> None:
         super().__init__(parent)
         self.assistant = assistant
+        self.name = name  # the registered model's name ('' for files opened directly)
         self._key: str | None = None
         self._embedding: Embedding | None = None
         self._token: CancelToken | None = None
+        self._ahead: tuple[Job[int], CancelToken] | None = None
 
     @classmethod
-    def from_files(cls, encoder: str | Path, decoder: str | Path, parent: QObject | None = None) -> AssistSession:
-        return cls(ClickAssistant(encoder, decoder), parent)
+    def from_files(cls, encoder: str | Path, decoder: str | Path, parent: QObject | None = None,
+                   name: str = "") -> AssistSession:
+        return cls(ClickAssistant(encoder, decoder), parent, name)
 
     @classmethod
     def from_store(cls, name: str | None = None, parent: QObject | None = None) -> AssistSession:
-        """The registered model `name`, or the first registered one."""
+        """The registered model `name`; else the one chosen with "Use for assist" (while it
+        is registered); else the first registered one."""
         from segstudio.assist.store import ModelStore
 
         store = ModelStore()
         models = store.models()
         if not models:
             raise AssistError(
-                "no assist model is registered yet: run `segstudio assist-models download sam-vit-b` "
-                "(or `assist-models add NAME --encoder ENC.onnx --decoder DEC.onnx` for files you have)"
+                "no assist model is registered yet: open Tools > Assist models... to download or "
+                "add one (or run `segstudio assist-models download sam-vit-b`)"
             )
-        model = store.get(name) if name else models[sorted(models)[0]]
-        return cls.from_files(model.encoder, model.decoder, parent)
+        if name is None:
+            chosen = AppSettings().assist_model()
+            name = chosen if chosen in models else sorted(models)[0]
+        model = store.get(name)
+        return cls.from_files(model.encoder, model.decoder, parent, name)
+
+    def set_cache_folder(self, folder: Path | None) -> None:
+        """Keep embeddings as float16 files in `folder` (e.g. PROJECT/.cache/assist, capped
+        at DISK_CACHE_BYTES), so reopening a project does not re-encode; None: memory only."""
+        self.assistant.disk_cache = None if folder is None else DiskEmbeddingCache(folder, DISK_CACHE_BYTES)
 
     @property
     def embedding(self) -> Embedding | None:
         return self._embedding
 
     def describe(self) -> str:
-        return f"{self.assistant.family} on {self.assistant.provider}"
+        """'mobilesam (SAM 1) on CPU': the model and the execution provider it runs on."""
+        what = f"{self.name} ({self.assistant.family})" if self.name else self.assistant.family
+        return f"{what} on {self.assistant.provider}"
+
+    @property
+    def encoding(self) -> bool:
+        """True while the open image's encode runs."""
+        return self._token is not None
 
     def set_image(self, image: np.ndarray | None) -> None:
-        """Start encoding `image` (cancelling a stale encode); None forgets the image."""
+        """Start encoding `image` (cancelling a stale encode); None forgets the image. The
+        same image again changes nothing (its encode goes on, or its embedding stays)."""
+        if image is not None and self._key is not None and (self._token is not None or self._embedding is not None):
+            if image_key(image) == self._key:
+                return
         if self._token is not None:
             self._token.cancel()
             self._token = None
@@ -104,3 +137,50 @@ class AssistSession(QObject):
         if self._embedding is None or prompt.is_empty:
             return None
         return self.assistant.predict(self._embedding, prompt, mask_input)
+
+    # -- encoding ahead ---------------------------------------------------------------------
+    def encode_ahead(self, loaders: Sequence[ImageLoader]) -> Job[int] | None:
+        """Encode the images `loaders` return (the next ones in the list), one after the other
+        on a pool thread, into the caches; a new call or `cancel_ahead` stops the last one.
+        onnxruntime releases the GIL, so the UI thread keeps painting meanwhile."""
+        self.cancel_ahead()
+        if not loaders:
+            return None
+        token = CancelToken()
+
+        def encode(job: Job[int]) -> int:
+            done = 0
+            for load in loaders:
+                job.check_cancelled()
+                token.check()
+                image = load()
+                self.assistant.embed(image, cancel=token)
+                done += 1
+            return done
+
+        def finished(count: int) -> None:
+            if self._ahead is not None and self._ahead[1] is token:
+                self._ahead = None
+            log.debug("assist: %d image(s) encoded ahead", count)
+
+        def failed(exc: BaseException) -> None:
+            if self._ahead is not None and self._ahead[1] is token:
+                self._ahead = None
+            if not isinstance(exc, (AssistCancelled, JobCancelled)):
+                log.info("assist: encoding ahead stopped: %s", error_text(exc))
+
+        job = run_in_background(encode, finished, failed, owner=self)
+        self._ahead = (job, token)
+        return job
+
+    def cancel_ahead(self) -> None:
+        """Stop encoding ahead (the user moved on; the order changed)."""
+        if self._ahead is not None:
+            job, token = self._ahead
+            self._ahead = None
+            token.cancel()
+            job.cancel()
+
+    @property
+    def encoding_ahead(self) -> bool:
+        return self._ahead is not None

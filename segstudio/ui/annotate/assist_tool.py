@@ -4,6 +4,10 @@ model; Enter or a double click accepts it as one undoable edit.
 Left click: positive point; right click or Alt+click: negative point; left drag: a box.
 Tab cycles the alternatives, Backspace drops the last point, Esc drops the proposal.
 Clicks made while the image is still being encoded are kept and answered when it is ready.
+
+Which assist runs is the host's `assist_mode`: "sam" (the Segment-Anything-family model of
+`assist_session`) or "project" (a box is predicted with the project's active model through
+`assist_box`, a ProjectBoxAssist); hosts without these attributes get "sam".
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ from segstudio.core import tools as core_tools
 from segstudio.core.errors import SegstudioError
 from segstudio.core.grabcut import Selection
 from segstudio.core.region import Region
+from segstudio.ui.annotate.assist_box_model import BoxProposal, ProjectBoxAssist
 from segstudio.ui.annotate.assist_session import AssistSession
 from segstudio.ui.annotate.canvas_tools import (
     BG_COLOR,
@@ -27,9 +32,11 @@ from segstudio.ui.annotate.canvas_tools import (
     ToolHost,
     cosmetic_pen,
 )
+from segstudio.ui.jobs import JobCancelled, error_text
 
 FILL_ALPHA = 90
 MIN_BOX_SIDE = 4.0
+SAM, PROJECT = "sam", "project"
 
 
 class AssistTool(Tool):
@@ -38,7 +45,7 @@ class AssistTool(Tool):
     def __init__(self, host: ToolHost) -> None:
         super().__init__(host)
         self.prompt = Prompt()
-        self.result: AssistResult | None = None
+        self.result: AssistResult | BoxProposal | None = None
         self.rank = 0
         self._press: tuple[float, float, bool] | None = None
         self._drag_end: tuple[float, float] | None = None
@@ -46,6 +53,14 @@ class AssistTool(Tool):
         self._session: AssistSession | None = None
         self._image: np.ndarray | None = None
         self._load_failed = False
+        self._asked = 0  # the project model's answers for older boxes are dropped
+
+    @property
+    def mode(self) -> str:
+        return str(getattr(self.host, "assist_mode", SAM))
+
+    def _box_assist(self) -> ProjectBoxAssist | None:
+        return getattr(self.host, "assist_box", None)
 
     # -- the model ------------------------------------------------------------------------
     def session(self) -> AssistSession | None:
@@ -79,7 +94,7 @@ class AssistTool(Tool):
         return session
 
     def _on_session_ready(self) -> None:
-        if not self.prompt.is_empty:
+        if not self.prompt.is_empty and self.mode == SAM:
             self._update(refine=False)
 
     # -- pointer --------------------------------------------------------------------------
@@ -103,7 +118,14 @@ class AssistTool(Tool):
         x0, y0, negative = self._press
         self._press, self._drag_end = None, None
         h, w = self.host.document.shape if self.host.document is not None else (0, 0)
-        if not negative and abs(p.x - x0) >= MIN_BOX_SIDE and abs(p.y - y0) >= MIN_BOX_SIDE:
+        is_box = not negative and abs(p.x - x0) >= MIN_BOX_SIDE and abs(p.y - y0) >= MIN_BOX_SIDE
+        if self.mode == PROJECT:
+            if is_box:
+                self._ask_project_model(Box(_clamp(x0, w), _clamp(y0, h), _clamp(p.x, w), _clamp(p.y, h)))
+            else:
+                self.host.report_error("Assist (project model): drag a box around the object")
+            return
+        if is_box:
             box = Box(_clamp(x0, w), _clamp(y0, h), _clamp(p.x, w), _clamp(p.y, h))
             self.prompt = Prompt(self.prompt.points, box)
             self._update(refine=False)
@@ -136,6 +158,37 @@ class AssistTool(Tool):
         return False
 
     # -- proposal -------------------------------------------------------------------------
+    def _ask_project_model(self, box: Box) -> None:
+        runner, doc, image = self._box_assist(), self.host.document, self.host.image
+        if runner is None or not runner.available or doc is None or image is None:
+            self.host.report_error("Assist: the project has no active model yet; train one, "
+                                   "or pick Segment Anything in the tool bar")
+            return
+        self.prompt, self.result, self.rank, self._picture = Prompt((), box), None, 0, None
+        self._asked += 1
+        asked = self._asked
+
+        def done(proposal: BoxProposal | None) -> None:
+            if asked != self._asked or self.prompt.box != box:
+                return  # the user moved on meanwhile
+            if proposal is None:
+                self.host.report_error("Assist (project model): the model finds no class in this box")
+                self.cancel()
+                return
+            self.result, self.rank, self._picture = proposal, 0, None
+            name = doc.classes.by_id(proposal.class_id).name
+            self.host.report_error(f"Assist (project model): {name}, {proposal.share:.0%} of the box; "
+                                   "Enter accepts")
+            self.host.request_repaint()
+
+        def failed(exc: BaseException) -> None:
+            if asked == self._asked and not isinstance(exc, JobCancelled):
+                self.host.report_error(f"Assist (project model): {error_text(exc)}")
+
+        self.host.report_error("Assist (project model): predicting the box...")
+        runner.propose(image, box, doc.classes, self._value(), done, failed)
+        self.host.request_repaint()
+
     def _update(self, refine: bool) -> None:
         self._picture = None
         if self.prompt.is_empty:
@@ -175,6 +228,7 @@ class AssistTool(Tool):
         self._one_shot(core_tools.apply_selection, doc, "Assist", selection, self._value(), self.host.protect)
 
     def cancel(self) -> None:
+        self._asked += 1
         self.prompt, self.result, self.rank = Prompt(), None, 0
         self._press = self._drag_end = None
         self._picture = None
@@ -184,7 +238,7 @@ class AssistTool(Tool):
         return not self.prompt.is_empty or self._press is not None
 
     def preview(self, painter: QPainter, scale: float) -> None:
-        if self.session() is None and self.prompt.is_empty:
+        if self.mode != PROJECT and self.session() is None and self.prompt.is_empty:
             return
         mask = self.proposal()
         if mask is not None:
