@@ -60,6 +60,13 @@ class AppSettings:
         self._settings.setValue("window/geometry", geometry)
         self._settings.setValue("window/state", state)
 
+    # -- pointer habits ----------------------------------------------------------------------------
+    def right_button_erases(self) -> bool:
+        return str(self._settings.value("pointer/right_button_erases", "true")).lower() == "true"
+
+    def set_right_button_erases(self, on: bool) -> None:
+        self._settings.setValue("pointer/right_button_erases", "true" if on else "false")
+
     # -- per-project view ------------------------------------------------------------------------
     def project_view(self, root: Path) -> dict[str, Any]:
         value = self._settings.value(f"projects/{_project_key(root)}/view")

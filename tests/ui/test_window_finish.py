@@ -99,3 +99,14 @@ def test_showing_training_shares_the_model_docks_tab_stack(new_window, make_proj
     assert window.training.dock in window.tabifiedDockWidgets(model_dock)
     # the class list keeps its rows: the right column did not gain a third dock
     assert window.classes_dock.height() >= window.classes_dock.height_for_rows(8) - 2
+
+
+def test_right_drag_erasing_is_a_remembered_choice_in_the_edit_menu(new_window) -> None:  # noqa: ANN001
+    window = new_window()
+    action = window.commands["right_erases"]
+    assert action.isChecked() and window.canvas.right_button_erases  # the common convention by default
+    action.setChecked(False)
+    assert not window.canvas.right_button_erases
+    window.close()
+    again = new_window()
+    assert not again.commands["right_erases"].isChecked() and not again.canvas.right_button_erases

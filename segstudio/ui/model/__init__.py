@@ -85,9 +85,13 @@ class ModelHook:
     def open_model_dialog(self) -> None:
         project = self.workspace.project
         start = str(project.root / "models") if project is not None else ""
-        path = QFileDialog.getExistingDirectory(self.dock.window(), "Open a model folder", start)
+        path, _ = QFileDialog.getOpenFileName(
+            self.dock.window(), "Open a model: its config.json, or an exported .onnx / .pt file", start,
+            "Models (config.json *.onnx *.pt);;All files (*)")
         if path:
-            self.controller.set_model(Path(path))
+            chosen = Path(path)
+            # a model folder is chosen by its config.json (a folder picker cannot also take files)
+            self.controller.set_model(chosen.parent if chosen.name == "config.json" else chosen)
 
     def use_active_model(self) -> None:
         active = self.workspace.active_model
