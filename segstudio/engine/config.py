@@ -76,6 +76,9 @@ class TrainConfig:
                                      default_text="0.15 when the epochs come from the recipe, else 0")
     val_subset: int = option(32, "val images scored by intermediate validations when the split is larger (0 = all); "
                                  "the last epoch and the best model are scored on all")
+    rare_crops: float | None = option(None, "share of training crops centred on a pixel of a rare class, drawn by "
+                                            "inverse pixel frequency (0 = plain random crops)",
+                                      default_text="the recipe's (0 until a benchmark picks another)")
     init_from: str = option("auto", "start from: auto (the project's active model when its classes, architecture "
                                     "and encoder match), none, or a model folder / id under PROJECT/models")
     resume: str | None = option(None, "continue a run (its id under PROJECT/runs, or its folder)", metavar="RUN")
@@ -103,6 +106,7 @@ class TrainConfig:
             (self.min_epoch_steps is None or self.min_epoch_steps >= 1,
              f"--min-epoch-steps must be 1 or more, got {self.min_epoch_steps}"),
             (self.val_share is None or 0 <= self.val_share < 1, f"--val-share must be in [0, 1), got {self.val_share}"),
+            (self.rare_crops is None or 0 <= self.rare_crops <= 1, f"--rare-crops must be in [0, 1], got {self.rare_crops}"),
             (self.val_subset >= 0, f"--val-subset must be 0 or more, got {self.val_subset}"),
         ]
         for spec in fields(self):
@@ -207,4 +211,5 @@ def resolve_config(config: TrainConfig, device_type: str, train_images: int, wor
         val_batch_size=config.val_batch_size or recipe.batch_size,
         min_epoch_steps=recipe.min_epoch_steps,
         val_share=recipe.val_share,
+        rare_crops=recipe.rare_crops,
     )

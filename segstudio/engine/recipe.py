@@ -33,6 +33,9 @@ TARGET_STEPS_CPU = 600
 EPOCH_RANGE = (10, 200)
 MIN_EPOCH_STEPS = 50
 VAL_SHARE = 0.15
+# Share of crops centred on a rare class's pixel (engine/augment.RareClassCrop) when the
+# recipe plans the run; 0 keeps plain random crops until a benchmark shows a better share.
+RARE_CROPS = 0.0
 # (GPU memory in MB at least, batch of 512 px crops for a ResNet-34 U-Net with AMP)
 GPU_BATCHES = ((40_000, 32), (20_000, 16), (10_000, 8), (6_000, 4), (0, 2))
 GPU_BATCH_UNKNOWN_MEMORY = 16
@@ -64,6 +67,7 @@ class Recipe:
     channels_last: bool
     min_epoch_steps: int
     val_share: float
+    rare_crops: float
 
 
 def gpu_batch_size(memory_mb: float | None) -> int:
@@ -108,6 +112,7 @@ def one_click(machine: Machine, train_images: int, chosen: TrainConfig | None = 
     planned = chosen.epochs is None
     min_steps = chosen.min_epoch_steps or (MIN_EPOCH_STEPS if planned else 1)
     val_share = chosen.val_share if chosen.val_share is not None else (VAL_SHARE if planned else 0.0)
+    rare_crops = chosen.rare_crops if chosen.rare_crops is not None else (RARE_CROPS if planned else 0.0)
     epochs = chosen.epochs or default_epochs(train_images, batch, machine.gpu, machine.world_size, min_steps)
     return Recipe(
         encoder=chosen.encoder or ("resnet34" if machine.gpu else "resnet18"),
@@ -118,4 +123,5 @@ def one_click(machine: Machine, train_images: int, chosen: TrainConfig | None = 
         channels_last=cuda if chosen.channels_last is None else chosen.channels_last,
         min_epoch_steps=min_steps,
         val_share=val_share,
+        rare_crops=rare_crops,
     )

@@ -22,7 +22,7 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from segstudio.core.errors import SegstudioError, TrainingError
 from segstudio.core.project import ImageRecord, Project
 from segstudio.engine import checkpoint as ckpt
-from segstudio.engine.augment import train_transform
+from segstudio.engine.augment import inverse_frequency, train_transform
 from segstudio.engine.config import TrainConfig, resolve_config
 from segstudio.engine.data import (
     ClassMapping,
@@ -149,10 +149,12 @@ def _threads(device: torch.device) -> int:
     return 8 if device.type == "cuda" else max(1, torch.get_num_threads())
 
 
-def make_train_transform(config: TrainConfig, crop: tuple[int, int], store: ImageStore) -> Any:
-    """The training augmentation. The hook for a class-aware crop sampler: `store` gives it
-    the training masks (e.g. to weight rare classes)."""
-    return train_transform(config.augment, crop)
+def make_train_transform(config: TrainConfig, crop: tuple[int, int], store: ImageStore, num_classes: int) -> Any:
+    """The training augmentation; with `rare_crops`, that share of crops is centred on a pixel of
+    a class drawn by inverse pixel frequency over the training masks (counted once here)."""
+    share = config.rare_crops or 0.0
+    weights = inverse_frequency(store.pixel_counts(num_classes)[0]) if share > 0 else None
+    return train_transform(config.augment, crop, rare_crop_p=share, class_weights=weights)
 
 
 class RepeatedDataset(Dataset):
@@ -235,7 +237,7 @@ def build_setup(config: TrainConfig, data: TrainData) -> tuple[RunSetup, TrainFe
         model = model.to(memory_format=torch.channels_last)
 
     crop = crop_for(train_store.sizes, int(cfg.crop_size or 256), divisor)
-    transform = make_train_transform(cfg, crop, train_store)
+    transform = make_train_transform(cfg, crop, train_store, data.mapping.num_classes)
     transform.set_random_seed(cfg.seed + dist.rank)
     batch = int(cfg.batch_size or 1)
     feed = make_feed(cfg, dist, device, train_store, signature, transform)

@@ -145,3 +145,36 @@ def test_bad_settings_are_reported() -> None:
         train_transform("none", CROP, rare_crop_p=1.5, class_weights=np.ones(3))
     with pytest.raises(ValueError, match="class_weights"):
         train_transform("none", CROP, rare_crop_p=0.2)
+
+
+class _Store:
+    """The one thing make_train_transform reads from an ImageStore: per-class pixel counts."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.mask = mask
+
+    def pixel_counts(self, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+        counts = np.bincount(self.mask.ravel(), minlength=256)[:num_classes]
+        return counts, (counts > 0).astype(np.int64)
+
+
+def test_the_rare_crops_option_reaches_the_training_crops() -> None:
+    from segstudio.engine.config import TrainConfig, resolve_config
+    from segstudio.engine.run_setup import make_train_transform
+
+    image, mask = _scene()
+    hits = {}
+    for share in (0.0, 1.0):
+        config = TrainConfig(augment="none", rare_crops=share)
+        transform = make_train_transform(config, CROP, _Store(mask), num_classes=3)
+        count = 0
+        for seed in range(200):
+            transform.set_random_seed(seed)
+            out = transform(image=image, mask=mask)["mask"]
+            count += int((out == RARE).any())
+        hits[share] = count / 200
+    assert hits[1.0] >= 0.95 and hits[0.0] < 0.1
+    with pytest.raises(TrainingError, match="--rare-crops"):
+        TrainConfig(rare_crops=1.5).validate()
+    planned = resolve_config(TrainConfig(), "cpu", train_images=20)
+    assert planned.rare_crops is not None and 0.0 <= planned.rare_crops <= 1.0
