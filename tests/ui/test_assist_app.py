@@ -54,8 +54,8 @@ def test_add_from_files_use_for_assist_and_remove(qtbot, window: MainWindow, dat
     assert dialog is not None and dialog.isVisible()
     rows = _rows(dialog)
     assert set(rows) == {e.name for e in CATALOGUE}, "nothing registered yet: the catalogue"
-    assert "not for commercial use" in rows["edgesam"][3]
-    assert "not for commercial use" not in rows["sam-vit-b"][3] and rows["sam-vit-b"][2] == "112 MB"
+    assert rows["edgesam"][3].startswith("⚠") and "non-commercial" in rows["edgesam"][3]
+    assert "⚠" not in rows["sam-vit-b"][3] and rows["sam-vit-b"][2] == "112 MB"
     dialog.select("edgesam")
     assert "non-commercial work only" in dialog.licence_note.text()
 

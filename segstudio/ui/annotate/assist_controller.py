@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
-from PySide6.QtCore import QObject
+from PySide6.QtCore import QCoreApplication, QObject
 
 from segstudio.assist.errors import AssistError
 from segstudio.assist.store import ModelStore
@@ -61,6 +61,9 @@ class AssistController(QObject):
         self.workspace.active_model_changed.connect(self._on_workspace_active_model_changed)
         self.workspace.image_opened.connect(self._on_workspace_image_opened)
         tool_bar.set_project_model_available(False)
+        app = QCoreApplication.instance()
+        if app is not None:
+            app.aboutToQuit.connect(self._on_app_about_to_quit)
 
     # -- the model --------------------------------------------------------------------------------
     def store(self) -> ModelStore:
@@ -166,6 +169,11 @@ class AssistController(QObject):
         self._follow_active_model()
 
     # -- encoding ahead ---------------------------------------------------------------------------
+    def _on_app_about_to_quit(self) -> None:
+        if self.session is not None:  # no encode may outlive the window
+            self.session.cancel_ahead()
+            self.session.set_image(None)
+
     def _on_workspace_image_opened(self, _image_id: str) -> None:
         if self.session is not None:
             self.session.cancel_ahead()  # the user moved on: that order is stale

@@ -109,9 +109,9 @@ class AssistModelsDialog(QDialog):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
         header = self.table.horizontalHeader()
-        header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-        for column in range(1, len(COLUMNS)):
+        for column in range(len(COLUMNS)):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.ResizeToContents)
+        header.setSectionResizeMode(3, QHeaderView.ResizeMode.Stretch)  # licences are long
         layout.addWidget(self.table)
         self.licence_note = QLabel(self)
         self.licence_note.setObjectName("licence_note")
@@ -152,7 +152,7 @@ class AssistModelsDialog(QDialog):
         self.table.itemSelectionChanged.connect(self._on_table_selection_changed)
         self._show_progress(False)
         self.refresh()
-        self.resize(760, 460)
+        self.resize(980, 520)
 
     # -- the list -------------------------------------------------------------------------------
     def refresh(self, select: str | None = None) -> None:
@@ -160,8 +160,9 @@ class AssistModelsDialog(QDialog):
         self.table.setRowCount(len(self._rows))
         for index, row in enumerate(self._rows):
             title = f"{row.title}  (in use)" if row.name == self.in_use else row.title
-            licence = row.licence if row.commercial_use else f"{row.licence}  ⚠ not for commercial use"
-            size = "" if row.size_mb is None else f"{row.size_mb:.0f} MB"
+            licence = row.licence if row.commercial_use else f"⚠ {row.licence}" + (
+                "" if "non-commercial" in row.licence.lower() else " (non-commercial)")
+            size = "" if row.size_mb is None else f"{row.size_mb:.0f} MB" if row.size_mb >= 1 else "<1 MB"
             for column, text in enumerate((title, row.family, size, licence, row.status)):
                 item = QTableWidgetItem(text)
                 item.setData(Qt.ItemDataRole.UserRole, row.name)
