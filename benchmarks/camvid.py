@@ -66,8 +66,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     from segstudio.engine.config import TrainConfig
+    from segstudio.engine.console import ConsoleWriter
     from segstudio.engine.data import prepare_data
-    from segstudio.engine.events import ConsoleWriter
     from segstudio.engine.trainer import fit
 
     started = time.monotonic()

@@ -31,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     train.add_argument("project", type=Path, help="project folder")
     add_train_arguments(train)  # one option per TrainConfig field (engine/config.py)
     train.add_argument("--events", choices=("jsonl",), help="write JSON-lines events to stdout (for the app)")
+    train.add_argument("-q", "--quiet", action="store_true",
+                       help="print only warnings, errors and the final summary")
+    train.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                       help="print every progress step as a line (also: segstudio -v train ...)")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(
@@ -89,11 +93,13 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    from segstudio.engine.console import ConsoleWriter
     from segstudio.engine.device import dist_context_from_env
-    from segstudio.engine.events import ConsoleWriter, JsonlWriter, make_event
+    from segstudio.engine.events import JsonlWriter, make_event
 
     main_rank = dist_context_from_env().is_main
-    writer = JsonlWriter(_claim_stdout_for_events()) if args.events == "jsonl" else ConsoleWriter(sys.stderr)
+    writer = JsonlWriter(_claim_stdout_for_events()) if args.events == "jsonl" else ConsoleWriter(
+        sys.stderr, quiet=args.quiet, verbose=bool(getattr(args, "verbose", False)))
     stop = _StopFlag()
     signal.signal(signal.SIGTERM, stop.handle)
     signal.signal(signal.SIGINT, stop.handle)

@@ -1,4 +1,4 @@
-"""Training events: what `fit` reports, and the two ways they are written out.
+"""Training events: what `fit` reports, and the JSON-lines writer (engine/console.py writes them for people).
 
 With `segstudio train --events jsonl` every event is one JSON object on one line of stdout,
 flushed at once; nothing else goes to stdout (logs go to stderr). The app's training
@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 from collections.abc import Callable
 from typing import Any, TextIO
@@ -90,82 +89,6 @@ class JsonlWriter:
             self.stream.flush()
         except BrokenPipeError:  # the reader (the app) went away; training carries on
             pass
-
-
-def _fmt(value: Any, digits: int = 3) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
-
-
-class ConsoleWriter:
-    """Human output on stderr: a progress line, one line per epoch, a summary table."""
-
-    def __init__(self, stream: TextIO | None = None) -> None:
-        self.stream = stream or sys.stderr
-        self._last_epoch: dict[str, Any] | None = None
-        self._progress_shown = False
-
-    def _line(self, text: str) -> None:
-        if self._progress_shown:
-            self.stream.write("\n")
-            self._progress_shown = False
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def __call__(self, event: dict[str, Any]) -> None:
-        kind = event["event"]
-        if kind == "run_started":
-            self._line(
-                f"run {event['run_id']} on {event['device']} (amp {event['amp']}): "
-                f"{event['train_images']} train / {event['val_images']} val images, "
-                f"{event['epochs']} epochs x {event['steps_per_epoch']} steps -> {event['run_dir']}"
-            )
-        elif kind == "progress":
-            self.stream.write(
-                f"\repoch {event['epoch']}/{event['epochs']} step {event['step']}/{event['steps']} "
-                f"loss {_fmt(event['loss'], 4)} {_fmt(event['images_per_s'], 1)} img/s   "
-            )
-            self.stream.flush()
-            self._progress_shown = True
-        elif kind == "epoch_end":
-            self._last_epoch = event
-            self._line(
-                f"epoch {event['epoch']}/{event['epochs']}: train loss {_fmt(event['train_loss'], 4)} "
-                f"val loss {_fmt(event['val_loss'], 4)} mIoU {_fmt(event['miou'])} "
-                f"acc {_fmt(event['pixel_accuracy'])} ({_fmt(event['seconds'], 1)} s)"
-                + ("  *best*" if event.get("is_best") else "")
-            )
-        elif kind in ("warning", "error"):
-            self._line(f"{kind}: {event['message']}")
-        elif kind == "checkpoint" and event["kind"] == "best":
-            pass
-        elif kind == "stopped":
-            self._line(f"stopped after epoch {event['epoch']}; checkpoint {event['checkpoint']}")
-            if event.get("model"):
-                self._line(f"best model so far: {event['model']}")
-        elif kind == "run_finished":
-            self._summary(event)
-
-    def _summary(self, event: dict[str, Any]) -> None:
-        best = event.get("best") or {}
-        self._line(
-            f"finished ({event['reason']}) after {event['epochs']} epochs in {_fmt(event['minutes'], 1)} min; "
-            f"best epoch {event['best_epoch']}"
-        )
-        per_class = best.get("per_class") or {}
-        if per_class:
-            width = max(len(name) for name in per_class)
-            self._line(f"{'class':<{width}}   IoU    Dice")
-            for name, values in per_class.items():
-                self._line(f"{name:<{width}}  {_fmt(values.get('iou')):>5}  {_fmt(values.get('dice')):>5}")
-        self._line(
-            f"mIoU {_fmt(best.get('miou'))}  mean Dice {_fmt(best.get('mean_dice'))}  "
-            f"pixel acc {_fmt(best.get('pixel_accuracy'))}  mean class acc {_fmt(best.get('mean_class_accuracy'))}"
-        )
-        self._line(f"model: {event['model']}")
 
 
 class Throttle:

@@ -86,3 +86,19 @@ def test_train_error_is_one_json_event_and_exit_2(tmp_path: Path) -> None:
     assert [e["event"] for e in events] == ["error"]
     assert "no labelled training images" in events[0]["message"]
     assert "no labelled training images" in proc.stderr
+
+
+@pytest.mark.slow
+def test_console_progress_in_a_log_has_no_carriage_returns(tiny: TinyRun) -> None:
+    """`segstudio train` with stderr going to a file (a batch job's log): plain lines only,
+    one line per epoch, the summary at the end. The run resumes `tiny` for one more epoch."""
+    proc = subprocess.run(segstudio_cmd("train", str(tiny.project), "--resume", "tiny", "--epochs", "4",
+                                        "--device", "cpu", "--workers", "0"),
+                          capture_output=True, text=True, env=child_env(), timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "\r" not in proc.stderr
+    lines = proc.stderr.splitlines()
+    assert any(line.startswith("epoch 4/4: train loss") for line in lines)
+    assert any(line.startswith("finished (") for line in lines) and lines[-1].startswith("model: ")
+    warnings = [line for line in lines if line.startswith("warning: ")]
+    assert len(warnings) == len(set(warnings))  # each said once
