@@ -56,6 +56,8 @@ class RunStarted(_Event):
     crop: list[int]
     cached: bool
     class_weights: list[float] | None
+    val_subset: int  # images scored by intermediate validations
+    started_from: str | None  # the model whose weights the run started from
 
 
 class Progress(_Event):
@@ -87,6 +89,8 @@ class EpochEnd(_Event):
     val_images: int
     best_miou: float | None
     is_best: bool
+    val_s: float  # seconds the validation took
+    val_subset: bool  # scored on the fixed subset, not the whole split
 
 
 class Preview(_Event):
@@ -131,6 +135,7 @@ class RunFinished(_Event):
     run_dir: str
     minutes: float
     reason: Literal["completed", "early_stopping", "max_minutes"]
+    val_seconds: float  # all validation, previews and re-scoring included
 
 
 Event = (RunStarted | Progress | EpochEnd | Preview | Checkpoint | WarningEvent | ErrorEvent | Stopped
