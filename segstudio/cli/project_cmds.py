@@ -138,6 +138,24 @@ def format_summary(summary: dict[str, Any], split: str | None = None) -> list[st
         lines.append(
             f"{cls['id']:>3}  {cls['name']:<24} {color:<15} {share:>7.2f}%  {'yes' if cls['ignore'] else ''}"
         )
+    return lines + format_rasters(summary)
+
+
+def format_rasters(summary: dict[str, Any]) -> list[str]:
+    """Bands, dtype and georeferencing per image (only for non-photo projects)."""
+    if "rasters" not in summary:
+        return []
+    lines = [""]
+    table = summary.get("channels") or {}
+    if table:
+        bands = ", ".join(b["name"] + ("" if b.get("model", True) else " (not to model)") for b in table["bands"])
+        lines.append(f"channels {bands} ({table.get('dtype', '?')})")
+    lines.append(f"{'image':<24} {'bands':>5} {'dtype':<8} crs / geotransform")
+    for image_id, r in summary["rasters"].items():
+        geo = r["crs"] or ("no CRS" if r["geotransform"] else "-")
+        if r["geotransform"]:
+            geo += "  [" + ", ".join(f"{v:g}" for v in r["geotransform"]) + "]"
+        lines.append(f"{image_id:<24} {r['channels'] or '?':>5} {r['dtype'] or '?':<8} {geo}")
     return lines
 
 

@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 from PIL import Image, ImageFile, UnidentifiedImageError
 
+from segstudio.core import rasters
 from segstudio.core.atomic import atomic_write_with
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import ImageReadError, MaskError, SegstudioError
@@ -50,12 +51,19 @@ _ORIENTATION_OPS: dict[int, tuple[int | None, int | None]] = {
 
 @dataclass(frozen=True)
 class ImageInfo:
-    """What the header says: displayed size (after EXIF rotation), mode, orientation."""
+    """What the header says: displayed size (after EXIF rotation), mode, orientation, and
+    (TIFF) bands, dtype and georeferencing (see core/rasters.py)."""
 
     width: int
     height: int
     mode: str
     orientation: int = 1
+    channels: int = 0  # 0: not known (PNG/JPEG: 1 grey or 3 colour)
+    dtype: str = ""
+    channel_names: tuple[str, ...] = ()
+    crs: str | None = None
+    geotransform: tuple[float, ...] | None = None
+    warnings: tuple[str, ...] = ()
 
 
 def is_image_file(path: Path) -> bool:
@@ -85,9 +93,43 @@ def _load_pil(im: Image.Image, path: Path, error: type[SegstudioError], what: st
         raise error(f"{path}: {what} data is corrupt or truncated ({exc})") from exc
 
 
+def _tiff_info(path: Path, verify: bool) -> ImageInfo | None:
+    """TIFF headers through tifffile (bands, dtype, geo tags); None: not a TIFF after all."""
+    if not rasters.is_tiff(path) or not _looks_like_tiff(path):
+        return None
+    raster = rasters.read_tiff_info(path)
+    width, height = raster.width, raster.height
+    if raster.orientation in (5, 6, 7, 8):
+        width, height = height, width
+    if verify and width * height <= VERIFY_MAX_PIXELS:
+        rasters.read_tiff(path)
+    mode = "RGB" if raster.channels == 3 and raster.dtype == "uint8" else (
+        "L" if raster.channels == 1 and raster.dtype == "uint8" else f"{raster.channels}x{raster.dtype}")
+    return ImageInfo(width, height, mode, raster.orientation, raster.channels, raster.dtype,
+                     raster.channel_names, raster.crs, raster.geotransform, raster.warnings)
+
+
+def _looks_like_tiff(path: Path) -> bool:
+    try:
+        with open(path, "rb") as handle:
+            return handle.read(4) in (b"II*\0", b"MM\0*", b"II+\0", b"MM\0+")
+    except FileNotFoundError as exc:
+        raise ImageReadError(f"{path}: file not found; was it moved or deleted?") from exc
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+
+
+_MODE_BANDS = {"1": (1, "uint8"), "L": (1, "uint8"), "P": (3, "uint8"), "RGB": (3, "uint8"),
+               "RGBA": (3, "uint8"), "LA": (1, "uint8"), "I;16": (1, "uint16"),
+               "I;16B": (1, "uint16"), "I;16L": (1, "uint16"), "I": (1, "int32"), "F": (1, "float32")}
+
+
 def read_image_info(path: str | os.PathLike[str], verify: bool = False) -> ImageInfo:
     """Header facts; with `verify`, small enough images are decoded to catch truncation."""
     path = Path(path)
+    tiff = _tiff_info(path, verify)
+    if tiff is not None:
+        return tiff
     im = _open_pil(path)
     with im:
         try:
@@ -102,7 +144,8 @@ def read_image_info(path: str | os.PathLike[str], verify: bool = False) -> Image
             width, height = height, width
         if verify and im.size[0] * im.size[1] <= VERIFY_MAX_PIXELS:
             _load_pil(im, path, ImageReadError, "image")
-        return ImageInfo(width, height, im.mode, orientation)
+        channels, dtype = _MODE_BANDS.get(im.mode, (3, "uint8"))
+        return ImageInfo(width, height, im.mode, orientation, channels, dtype)
 
 
 def check_pixel_budget(path: Path, width: int, height: int,
@@ -151,10 +194,13 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
 
 
 def read_image_raw(path: str | os.PathLike[str]) -> np.ndarray:
-    """Decoded pixels in their own depth (uint8 or uint16), gray HxW or colour HxWxC in RGB(A)."""
+    """Decoded pixels in their own depth, gray HxW or HxWxC (RGB(A) for photos; a TIFF's
+    bands in file order, any count and dtype)."""
     path = Path(path)
     info = read_image_info(path)
     check_pixel_budget(path, info.width, info.height)  # listing reads headers; decoding is checked
+    if info.dtype and rasters.is_tiff(path) and _looks_like_tiff(path):
+        return _apply_orientation(rasters.read_tiff(path), info.orientation)
     try:
         buffer = np.fromfile(path, dtype=np.uint8)  # fromfile + imdecode: non-ASCII paths too
     except OSError as exc:
@@ -190,10 +236,12 @@ def to_rgb8(array: np.ndarray) -> np.ndarray:
         array = np.clip((data - low) * (255.0 / (high - low)), 0, 255).astype(np.uint8)
     if array.ndim == 2:
         return cv2.cvtColor(array, cv2.COLOR_GRAY2RGB)
-    if array.shape[2] == 4:
+    if array.shape[2] >= 4:  # RGBA, or a multi-band TIFF outside a display mapping: first three
         return np.ascontiguousarray(array[:, :, :3])
     if array.shape[2] == 1:
         return cv2.cvtColor(array[:, :, 0], cv2.COLOR_GRAY2RGB)
+    if array.shape[2] == 2:
+        return np.ascontiguousarray(np.dstack([array, array[:, :, :1]]))
     return np.ascontiguousarray(array)
 
 

@@ -30,7 +30,7 @@ from typing import Any, cast
 import numpy as np
 
 from segstudio import __version__
-from segstudio.core import imageio
+from segstudio.core import channels, display, imageio
 from segstudio.core.atomic import atomic_write_bytes, clean_stray_temps, storage_error
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import MaskError, ProjectError, StorageError
@@ -42,6 +42,7 @@ from segstudio.core.vocabulary import SPLITS, STATUSES, Split, Status
 MANIFEST_NAME = "project.json"
 SCHEMA_VERSION = 2
 RESERVED_DIRS = ("masks", "images", "runs", "models")
+SETTINGS_CHANNELS = channels.SETTINGS_KEY
 
 
 @dataclass(frozen=True)
@@ -54,9 +55,15 @@ class ImageRecord:
     height: int
     split: Split = "unassigned"
     status: Status = "unlabeled"
+    # What the file holds (0 / "": not recorded, e.g. a manifest older than these fields).
+    channels: int = 0
+    dtype: str = ""
+    # Georeferencing of a GeoTIFF: 'EPSG:<code>' and the GDAL geotransform (6 numbers).
+    crs: str | None = None
+    geotransform: tuple[float, ...] | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        data: dict[str, Any] = {
             "id": self.id,
             "path": self.path,
             "width": self.width,
@@ -64,6 +71,15 @@ class ImageRecord:
             "split": self.split,
             "status": self.status,
         }
+        if self.channels:
+            data["channels"] = self.channels
+        if self.dtype:
+            data["dtype"] = self.dtype
+        if self.crs is not None:
+            data["crs"] = self.crs
+        if self.geotransform is not None:
+            data["geotransform"] = list(self.geotransform)
+        return data
 
 
 def _check_choice(value: str, choices: tuple[str, ...], what: str) -> str:
@@ -212,6 +228,10 @@ def _parse_images(items: Any, source: str) -> list[ImageRecord]:
                 height=int(item.get("height", 0)),
                 split=check_split(str(item.get("split", "unassigned"))),
                 status=check_status(str(item.get("status", "unlabeled"))),
+                channels=int(item.get("channels", 0)),
+                dtype=str(item.get("dtype", "")),
+                crs=None if item.get("crs") is None else str(item["crs"]),
+                geotransform=_geotransform(item.get("geotransform")),
             )
         except (KeyError, TypeError, ValueError, ProjectError) as exc:
             raise ProjectError(f"{source}: image entry {index} is invalid ({exc})") from exc
@@ -220,6 +240,15 @@ def _parse_images(items: Any, source: str) -> list[ImageRecord]:
         seen.add(record.id)
         records.append(record)
     return records
+
+
+def _geotransform(value: Any) -> tuple[float, ...] | None:
+    if value is None:
+        return None
+    numbers = tuple(float(v) for v in value)
+    if len(numbers) != 6:
+        raise ValueError(f"geotransform needs 6 numbers, got {len(numbers)}")
+    return numbers
 
 
 class Project:
@@ -421,7 +450,8 @@ class Project:
             shutil.copy2(source, target)
             source = target
         record = ImageRecord(image_id, self.stored_path(source), info.width, info.height,
-                             check_split(split), check_status(status))
+                             check_split(split), check_status(status), info.channels, info.dtype,
+                             info.crs, info.geotransform)
         self._images[image_id] = record
         return record
 
@@ -445,7 +475,24 @@ class Project:
         return path if path.is_absolute() else self.root / path
 
     def read_image(self, record: ImageRecord | str) -> np.ndarray:
-        return imageio.read_image_rgb(self.image_path(record))
+        """The image as shown: HxWx3 uint8 RGB (through the display mapping, if the project
+        has one; a photo project reads exactly as it always has)."""
+        mapping = display.mapping_of(self.settings)
+        if mapping is None:
+            return imageio.read_image_rgb(self.image_path(record))
+        return display.render(self.read_raw(record), mapping)
+
+    def read_raw(self, record: ImageRecord | str) -> np.ndarray:
+        """The image's pixels in their own dtype and band count (HxW or HxWxC)."""
+        return imageio.read_image_raw(self.image_path(record))
+
+    def read_model_input(self, record: ImageRecord | str) -> np.ndarray:
+        """What a model trains on: the photo as uint8 RGB, or with a channel table the bands
+        the model sees as float32 raw values."""
+        table = channels.table_of(self.settings)
+        if table is None:
+            return self.read_image(record)
+        return channels.model_input(self.read_raw(record), table.model_indices)
 
     # -- masks ------------------------------------------------------------------------------
     def mask_path(self, record: ImageRecord | str) -> Path:
@@ -577,6 +624,19 @@ class Project:
             "classes": [cls.to_dict() for cls in self.classes],
             "ignore_index": self.classes.ignore_index,
             "pixel_share": share,
+            **self._imagery_summary(records),
+        }
+
+    def _imagery_summary(self, records: list[ImageRecord]) -> dict[str, Any]:
+        """Bands, dtypes and georeferencing, for projects that are not plain photos."""
+        if SETTINGS_CHANNELS not in self.settings and not any(r.crs or r.geotransform for r in records):
+            return {}
+        return {
+            "channels": self.settings.get(SETTINGS_CHANNELS),
+            "display": self.settings.get(display.SETTINGS_KEY),
+            "rasters": {r.id: {"channels": r.channels, "dtype": r.dtype, "crs": r.crs,
+                               "geotransform": list(r.geotransform) if r.geotransform else None}
+                        for r in records},
         }
 
     def missing_files(self) -> list[ImageRecord]:

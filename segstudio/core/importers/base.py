@@ -98,6 +98,7 @@ class ImportReport:
     new_classes: tuple[str, ...] = ()
     created_project: bool = False
     classes: int = 0  # classes the project has after the import
+    warnings: tuple[str, ...] = ()  # imported, but worth knowing (a GeoTIFF without CRS, ...)
 
     def lines(self) -> list[str]:
         """The report in words, as the CLI prints it."""
@@ -108,6 +109,7 @@ class ImportReport:
             out.append(f"created the project with {self.classes} classes")
         if self.new_classes:
             out.append("new classes: " + ", ".join(self.new_classes))
+        out.extend(f"warning: {note}" for note in self.warnings)
         if self.skipped:
             out.append(f"skipped {len(self.skipped)} file(s):")
             out.extend(f"  {path}: {reason}" for path, reason in self.skipped)

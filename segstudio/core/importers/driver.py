@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core import imageio
+from segstudio.core import imageio, imagery
 from segstudio.core.classes import ClassDef, ClassTable
 from segstudio.core.errors import DatasetImportError, MaskError, SegstudioError
 from segstudio.core.importers.base import (
@@ -132,6 +132,7 @@ def run_import(root: str | Path, fmt: str, scan: Scanner, options: ImportOptions
             run.consume(source.items, parallel=source.parallel)
             if run.images == 0:
                 raise DatasetImportError(_nothing_message(root, fmt, run.skipped))
+            run.warnings.extend(imagery.prepare(project, run.band_names).notes)
             try:
                 project.save()
             except SegstudioError as exc:
@@ -149,6 +150,7 @@ def run_import(root: str | Path, fmt: str, scan: Scanner, options: ImportOptions
         new_classes=tuple(run.merger.added) if not is_new else (),
         created_project=is_new,
         classes=len(project.classes),
+        warnings=tuple(run.warnings),
     )
 
 
@@ -168,6 +170,8 @@ class _ImportRun:
         self.splits: dict[str, int] = {}
         self.skipped: list[tuple[str, str]] = []
         self._image_stems: set[str] | None = None
+        self.warnings: list[str] = []
+        self.band_names: tuple[str, ...] = ()  # the first file's own band names (OME)
         self._known_paths: dict[str, str] | None = None
 
     def consume(self, items: Iterable[ImportItem | Skip], parallel: bool = True) -> None:
@@ -215,6 +219,9 @@ class _ImportRun:
         if image_path is None:
             raise DatasetImportError("no image file and no embedded image data")
         info, mask = ready.result() if ready is not None else _read(item, image_path)
+        self.warnings.extend(f"{item.source}: {note}" for note in info.warnings)
+        if info.channel_names and not self.band_names:
+            self.band_names = info.channel_names
         ids = None
         if mask is not None:
             if mask.ids.shape != (info.height, info.width):
