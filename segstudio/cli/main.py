@@ -23,6 +23,7 @@ COMMAND_MODULES = (
     "segstudio.cli.assist_cmds",
     "segstudio.cli.gui_cmd",
     "segstudio.cli.desktop_cmd",
+    "segstudio.cli.remote_cmds",
 )
 
 

@@ -1,0 +1,341 @@
+"""The host side of remote training: `python -m segstudio.remote.agent COMMAND ...` over ssh.
+
+Standard library only (plus core.atomic), so it starts in a blink on the host:
+
+    receive MIRROR        files framed on stdin land atomically (temp name + rename, sha256
+                          checked); the mirror's state file records each file's hash
+    state MIRROR          the state file, each entry checked against the file on disk
+    start MIRROR RUN -- ARGV   a detached supervisor (new session) runs ARGV with events
+                          appended to MIRROR/remote/RUN/events.jsonl
+    supervise LAUNCH      (started by `start`) waits for the trainer, records how it ended and,
+                          if it ended without a final event, appends an `error` event
+    follow LAUNCH --from K    events from line K+1 as they are written; ends after the final one
+    stop LAUNCH [--kill]  SIGTERM to the trainer (finish the step, save); a second stop kills
+    pack ROOT PATH...     files or folders (a run's folder and model) as a tar stream on stdout
+
+The trainer names its own run folder and never reuses one, so the launch folder with the
+event file sits beside it: MIRROR/remote/RUN/ next to MIRROR/runs/RUN/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+from typing import Any
+
+from segstudio.core.atomic import atomic_open, atomic_write_json
+
+STATE_NAME = ".segstudio-sync.json"
+FINAL_EVENTS = ("run_finished", "stopped", "error")
+ERROR_MARKER = "SEGSTUDIO-ERROR "
+HEARTBEAT = b"~"  # a line no event file holds: "still here" on a quiet stream
+HEARTBEAT_S = 5.0
+POLL_S = 0.05
+
+
+def fail(kind: str, message: str) -> int:
+    """Tell this computer what went wrong in a form it parses (kind: disk_full, missing, ...)."""
+    sys.stderr.write(ERROR_MARKER + json.dumps({"kind": kind, "message": message}) + "\n")
+    sys.stderr.flush()
+    return 2
+
+
+def _safe_rel(mirror: Path, rel: str) -> Path:
+    parts = Path(rel).parts
+    if not rel or Path(rel).is_absolute() or ".." in parts:
+        raise ValueError(f"refusing path {rel!r} outside the mirror")
+    return mirror / rel
+
+
+def read_state(mirror: Path) -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads((mirror / STATE_NAME).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data.get("files", {}) if isinstance(data, dict) else {}
+
+
+def write_state(mirror: Path, files: dict[str, dict[str, Any]]) -> None:
+    atomic_write_json(mirror / STATE_NAME, {"files": files})
+
+
+# -- data ---------------------------------------------------------------------------------------
+def cmd_state(mirror: Path) -> int:
+    """The state file's entries whose file is still there with the recorded size."""
+    verified = {rel: entry for rel, entry in read_state(mirror).items()
+                if (mirror / rel).is_file() and (mirror / rel).stat().st_size == entry.get("size")}
+    print(json.dumps({"files": verified}))
+    return 0
+
+
+def _receive_file(stream: Any, target: Path, size: int, sha256: str) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    digest = hashlib.sha256()
+    with atomic_open(target, "wb") as handle:  # a partial file never takes the real name
+        left = size
+        while left:
+            chunk = stream.read(min(left, 1 << 20))
+            if not chunk:
+                raise EOFError(f"the transfer ended {left} bytes before the end of {target.name}")
+            digest.update(chunk)
+            handle.write(chunk)
+            left -= len(chunk)
+        if digest.hexdigest() != sha256:
+            raise ValueError(f"{target.name} arrived damaged (sha256 differs); sync again")
+
+
+def cmd_receive(mirror: Path) -> int:
+    stream = sys.stdin.buffer
+    header = json.loads(stream.readline())
+    mirror.mkdir(parents=True, exist_ok=True)
+    state = read_state(mirror)
+    missing = [p for p in header.get("mapped", []) if not os.path.isfile(os.path.expanduser(p))]
+    if missing:
+        return fail("missing", f"{len(missing)} mapped image(s) are not on the host, e.g. {missing[0]}")
+    received = 0
+    last_write = time.monotonic()
+    try:
+        for item in header["files"]:
+            rel = item["path"]
+            _receive_file(stream, _safe_rel(mirror, rel), int(item["size"]), item["sha256"])
+            state[rel] = {"sha256": item["sha256"], "size": int(item["size"])}
+            received += int(item["size"])
+            if time.monotonic() - last_write > 1.0:  # files landed so far survive an interruption
+                write_state(mirror, state)
+                last_write = time.monotonic()
+        for rel in header.get("delete", []):
+            with contextlib.suppress(FileNotFoundError):
+                _safe_rel(mirror, rel).unlink()
+            state.pop(rel, None)
+    except OSError as exc:
+        write_state(mirror, state)
+        kind = "disk_full" if "No space left" in str(exc) or getattr(exc, "errno", None) == 28 else "io"
+        return fail(kind, str(exc))
+    except (EOFError, ValueError) as exc:
+        write_state(mirror, state)
+        return fail("transfer", str(exc))
+    write_state(mirror, state)
+    print(json.dumps({"received_bytes": received, "files": len(header["files"])}))
+    return 0
+
+
+def cmd_pack(root: Path, paths: list[str], checkpoints: bool) -> int:
+    """Files or folders under `root` as an uncompressed tar on stdout (PNGs and weights do not
+    shrink); a run's checkpoints only when asked (they are the bulk)."""
+    def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
+        return None if not checkpoints and "/checkpoints" in info.name else info
+
+    with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+        for rel in paths:
+            if _safe_rel(root, rel).exists():
+                tar.add(root / rel, arcname=rel, filter=keep)
+    return 0
+
+
+# -- runs ---------------------------------------------------------------------------------------
+def boot_id() -> str:
+    with contextlib.suppress(OSError):
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    return ""
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    with contextlib.suppress(OSError):  # a zombie has finished
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    return True
+
+
+def cmd_start(mirror: Path, run_id: str, argv: list[str]) -> int:
+    launch = mirror / "remote" / run_id
+    if launch.exists() or (mirror / "runs" / run_id).exists():
+        return fail("exists", f"a run {run_id} already exists in {mirror}")
+    launch.mkdir(parents=True)
+    if argv[:1] == ["python"]:  # the interpreter this agent runs under: the host's segstudio
+        argv = [sys.executable, *argv[1:]]
+    atomic_write_json(launch / "launch.json", {"argv": argv, "cwd": str(mirror), "boot_id": boot_id(),
+                                               "started": time.time()})
+    (launch / "events.jsonl").touch()
+    supervisor = subprocess.Popen(
+        [sys.executable, "-m", "segstudio.remote.agent", "supervise", str(launch)],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True, close_fds=True, cwd=str(mirror))
+    atomic_write_json(launch / "supervisor.json", {"pid": supervisor.pid, "boot_id": boot_id()})
+    print(json.dumps({"launch": str(launch), "pid": supervisor.pid}))
+    return 0
+
+
+def _final_seen(events: Path) -> bool:
+    try:
+        lines = events.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return False
+    for line in reversed(lines):
+        with contextlib.suppress(ValueError):
+            return json.loads(line).get("event") in FINAL_EVENTS
+    return False
+
+
+def _append_event(events: Path, kind: str, **fields: Any) -> None:
+    line = json.dumps({"event": kind, "time": time.time(), **fields}, separators=(",", ":")) + "\n"
+    with open(events, "a+b") as handle:
+        handle.seek(0, os.SEEK_END)
+        if handle.tell():  # a trainer killed mid-line: end that torn line first
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                line = "\n" + line
+        handle.write(line.encode("utf-8"))
+
+
+def _log_tail(launch: Path, lines: int = 4) -> str:
+    with contextlib.suppress(OSError):
+        text = (launch / "stderr.log").read_text(encoding="utf-8", errors="replace")
+        return " | ".join(text.strip().splitlines()[-lines:])
+    return ""
+
+
+def cmd_supervise(launch: Path) -> int:
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    info = json.loads((launch / "launch.json").read_text(encoding="utf-8"))
+    with open(launch / "events.jsonl", "ab") as out, open(launch / "stderr.log", "ab") as err:
+        trainer = subprocess.Popen(info["argv"], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                   cwd=info["cwd"], start_new_session=True, close_fds=True)
+    atomic_write_json(launch / "trainer.json", {"pid": trainer.pid})
+    code = trainer.wait()
+    atomic_write_json(launch / "exit.json", {"code": code, "time": time.time()})
+    if not _final_seen(launch / "events.jsonl"):
+        how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
+        tail = _log_tail(launch)
+        _append_event(launch / "events.jsonl", "error",
+                      message=f"the trainer {how} without finishing"
+                              + (f"; its last words: {tail}" if tail else "")
+                              + f" (log: {launch / 'stderr.log'})")
+    return 0
+
+
+def _supervisor_gone(launch: Path) -> bool:
+    try:
+        info = json.loads((launch / "supervisor.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False  # being started
+    return info.get("boot_id") != boot_id() or not _alive(int(info["pid"]))
+
+
+def cmd_follow(launch: Path, skip: int) -> int:
+    """Complete lines after the first `skip`, flushed as written; a heartbeat line on
+    silence, so a dead connection ends this process at its next write."""
+    events = launch / "events.jsonl"
+    if not events.is_file():
+        return fail("missing", f"no run was started in {launch}")
+    out = sys.stdout.buffer
+    seen, buffer, final = 0, b"", False
+    last_out = last_check = time.monotonic()
+    with open(events, "rb") as handle:
+        while True:
+            chunk = handle.read(1 << 16)
+            if chunk:
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    seen += 1
+                    with contextlib.suppress(ValueError, AttributeError):
+                        final = final or json.loads(line).get("event") in FINAL_EVENTS
+                    if seen > skip:
+                        out.write(line + b"\n")
+                out.flush()
+                last_out = time.monotonic()
+                continue
+            if final:  # sent (or already had by this computer): the stream is complete
+                return 0
+            now = time.monotonic()
+            if now - last_check > 1.0:
+                last_check = now
+                if _supervisor_gone(launch) and not _final_seen(events):
+                    with contextlib.suppress(FileExistsError):  # one follower writes the verdict
+                        (launch / "lost.marker").open("x").close()
+                        _append_event(events, "error", message="the run ended without a word (the host "
+                                      "restarted or its processes were killed); resume it from its last "
+                                      "checkpoint")
+                    continue
+            if now - last_out > HEARTBEAT_S:
+                out.write(HEARTBEAT + b"\n")
+                out.flush()
+                last_out = now
+            time.sleep(POLL_S)
+
+
+def cmd_stop(launch: Path, kill: bool) -> int:
+    try:
+        pid = int(json.loads((launch / "trainer.json").read_text(encoding="utf-8"))["pid"])
+    except (OSError, ValueError, KeyError):
+        return fail("missing", f"no trainer started in {launch}")
+    if not _alive(pid):
+        print(json.dumps({"action": "none", "reason": "not running"}))
+        return 0
+    marker = launch / "stop-requested"
+    kill = kill or marker.exists()
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    marker.touch()
+    print(json.dumps({"action": "kill" if kill else "stop", "pid": pid}))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m segstudio.remote.agent")
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name in ("receive", "state"):
+        sub.add_parser(name).add_argument("mirror", type=Path)
+    pack = sub.add_parser("pack")
+    pack.add_argument("mirror", type=Path)
+    pack.add_argument("paths", nargs="+")
+    pack.add_argument("--checkpoints", action="store_true")
+    start = sub.add_parser("start")
+    start.add_argument("mirror", type=Path)
+    start.add_argument("run_id")
+    start.add_argument("argv", nargs=argparse.REMAINDER)
+    sub.add_parser("supervise").add_argument("launch", type=Path)
+    follow = sub.add_parser("follow")
+    follow.add_argument("launch", type=Path)
+    follow.add_argument("--from", dest="skip", type=int, default=0)
+    stop = sub.add_parser("stop")
+    stop.add_argument("launch", type=Path)
+    stop.add_argument("--kill", action="store_true")
+    args = parser.parse_args(argv)
+    for name in ("mirror", "launch"):
+        if hasattr(args, name):
+            setattr(args, name, getattr(args, name).expanduser())
+    if args.command == "receive":
+        return cmd_receive(args.mirror)
+    if args.command == "state":
+        return cmd_state(args.mirror)
+    if args.command == "pack":
+        return cmd_pack(args.mirror, args.paths, args.checkpoints)
+    if args.command == "start":
+        return cmd_start(args.mirror, args.run_id, args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
+    if args.command == "supervise":
+        return cmd_supervise(args.launch)
+    if args.command == "follow":
+        try:
+            return cmd_follow(args.launch, args.skip)
+        except BrokenPipeError:  # this computer went away; the run goes on
+            return 0
+    return cmd_stop(args.launch, args.kill)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
