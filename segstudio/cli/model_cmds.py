@@ -124,21 +124,28 @@ def predict_files(predictor: object, paths: Sequence[Path], out: Path, fmt: str 
     """Predict each image file and write `fmt` files named after it into `out`; the paths."""
     import numpy as np
 
-    from segstudio.core.imageio import colorize, overlay, read_image_rgb, write_mask, write_rgb_png
+    from segstudio.core.imageio import (
+        colorize,
+        overlay,
+        read_image_raw,
+        to_rgb8,
+        write_mask,
+        write_rgb_png,
+    )
 
     out.mkdir(parents=True, exist_ok=True)
     classes = predictor.config.classes  # type: ignore[attr-defined]
     written = []
     for path, name in zip(paths, _output_names(paths, ".npy" if fmt == "prob" else ".png")):
-        image = read_image_rgb(path)
-        result = predictor.predict(image)  # type: ignore[attr-defined]
+        raw = read_image_raw(path)  # the model takes its own view: RGB8, or its raw bands
+        result = predictor.predict(raw)  # type: ignore[attr-defined]
         target = out / name
         if fmt == "masks":
             write_mask(target, result.mask, classes)
         elif fmt == "color":
             write_rgb_png(target, colorize(result.mask, classes))
         elif fmt == "overlay":
-            write_rgb_png(target, overlay(image, result.mask, classes))
+            write_rgb_png(target, overlay(to_rgb8(raw), result.mask, classes))
         else:
             np.save(target, result.probabilities.astype(np.float16))
         if log.isEnabledFor(logging.INFO):  # the softmax is only paid for when it is shown

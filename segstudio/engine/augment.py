@@ -127,8 +127,15 @@ class RareClassCrop(A.RandomCrop):
         return (x0, y0, x0 + self.width, y0 + self.height)
 
 
+def geometric_only(transforms: list[A.BasicTransform]) -> list[A.BasicTransform]:
+    """The preset without its colour transforms (jitter, blur, noise): those assume 8-bit RGB
+    photos; raw bands (16-bit, float, any count) are flipped and warped only."""
+    return [t for t in transforms if isinstance(t, (A.HorizontalFlip, A.Affine))]
+
+
 def train_transform(preset: str, crop: tuple[int, int], rare_crop_p: float = 0.0,
-                    class_weights: Sequence[float] | np.ndarray | None = None) -> A.Compose:
+                    class_weights: Sequence[float] | np.ndarray | None = None,
+                    photo: bool = True) -> A.Compose:
     """Augment, then pad (image 0, mask ignore) and take a random crop of `crop` (h, w).
 
     With `rare_crop_p` > 0, that share of crops is placed around a pixel of a class drawn
@@ -143,9 +150,10 @@ def train_transform(preset: str, crop: tuple[int, int], rare_crop_p: float = 0.0
         if class_weights is None:
             raise ValueError("rare_crop_p > 0 needs class_weights (inverse_frequency of the training masks)")
         final = RareClassCrop(height, width, class_weights, rare_crop_p)
+    augment = preset_transforms(preset)
     return A.Compose(
         [
-            *preset_transforms(preset),
+            *(augment if photo else geometric_only(augment)),
             A.PadIfNeeded(min_height=height, min_width=width, border_mode=cv2.BORDER_CONSTANT,
                           fill=0, fill_mask=IGNORE_INDEX),
             final,
@@ -164,7 +172,10 @@ def pad_to_multiple(image: np.ndarray, mask: np.ndarray | None, divisor: int
     pad_w = (-width) % divisor
     if pad_h == 0 and pad_w == 0:
         return image, mask
+    single = image.ndim == 3 and image.shape[2] == 1
     image = cv2.copyMakeBorder(image, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=(0, 0, 0))
+    if single and image.ndim == 2:  # OpenCV drops a single band's axis
+        image = image[:, :, None]
     if mask is not None:
         mask = cv2.copyMakeBorder(mask, 0, pad_h, 0, pad_w, cv2.BORDER_CONSTANT, value=IGNORE_INDEX)
     return image, mask

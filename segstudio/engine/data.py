@@ -187,7 +187,8 @@ class ImageStore:
 
     def _read(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         rec = self.records[index]
-        image = self.project.read_image(rec)
+        # uint8 RGB for a photo project; the model's bands as float32 raw values otherwise
+        image = self.project.read_model_input(rec)
         mask = self.project.read_mask(rec)
         if mask is None:
             raise TrainingError(f"the mask of image {rec.id} disappeared during training; label it again")
@@ -203,6 +204,23 @@ class ImageStore:
         if self._cache is not None:
             return self._cache[index]
         return self._read(index)
+
+    def channel_statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """Per band mean and standard deviation over every pixel of these images (float64
+        sums), for the fixed normalisation of a model over non-photo bands."""
+        total, square, count = None, None, 0
+        for index in range(len(self)):
+            image = self[index][0]
+            bands = image.reshape(-1, image.shape[2] if image.ndim == 3 else 1).astype(np.float64)
+            total = bands.sum(axis=0) + (0.0 if total is None else total)
+            square = (bands * bands).sum(axis=0) + (0.0 if square is None else square)
+            count += bands.shape[0]
+        if total is None or square is None or count == 0:
+            raise TrainingError("no training pixels to compute the channel statistics from")
+        mean = total / count
+        std = np.sqrt(np.maximum(square / count - mean * mean, 0.0))
+        std = np.where(std > 1e-12 * np.maximum(np.abs(mean), 1.0), std, 1.0)
+        return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
     def pixel_counts(self, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
         """Per class: pixel count, and pixel count of the images where the class occurs."""
@@ -230,7 +248,10 @@ def median_frequency_weights(store: ImageStore, num_classes: int) -> list[float]
 
 # -- datasets ---------------------------------------------------------------------------------
 def to_tensors(image: np.ndarray, mask: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 CHW image and uint8 HW mask: 4x less to copy than float; normalised on device."""
+    """uint8 CHW image and uint8 HW mask: 4x less to copy than float; normalised on device.
+    (Raw bands come as float32; OpenCV transforms drop a single band's axis: restored here.)"""
+    if image.ndim == 2:
+        image = image[:, :, None]
     return (torch.from_numpy(np.ascontiguousarray(image.transpose(2, 0, 1))),
             torch.from_numpy(np.ascontiguousarray(mask)))
 
@@ -334,7 +355,10 @@ def make_loader(dataset: Dataset, *, batch_size: int | None = None, shuffle: boo
 
 
 def normalize(images: torch.Tensor, mean: Sequence[float], std: Sequence[float]) -> torch.Tensor:
-    """uint8 NCHW -> float32, scaled to [0, 1] then standardised per channel."""
+    """uint8 (or float32 raw-valued) NCHW -> float32, divided by 255 then standardised per
+    channel. A float batch is never changed in place: it may be a cached image's memory."""
     mean_t = torch.tensor(mean, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
     std_t = torch.tensor(std, device=images.device, dtype=torch.float32).view(1, -1, 1, 1)
+    if images.dtype == torch.float32:
+        return (images.div(255.0) - mean_t).div_(std_t)
     return (images.float().div_(255.0) - mean_t).div_(std_t)

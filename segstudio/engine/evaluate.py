@@ -99,6 +99,10 @@ def preview_strip(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray,
                   mapping: ClassMapping, height: int = 240) -> np.ndarray:
     """image | truth | prediction side by side, in class colours (ignore black)."""
     lut = mapping.color_lut()
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+        from segstudio.core.imageio import to_rgb8
+
+        image = to_rgb8(image)  # raw bands: their first three, stretched (the model's view)
     height = min(height, image.shape[0])
     gap = np.full((height, 4, 3), 255, dtype=np.uint8)
     panels = [_panel(image, height), gap, _panel(lut[truth], height), gap, _panel(lut[prediction], height)]

@@ -130,6 +130,11 @@ def _sample_inputs(config: ModelConfig, sizes: Sequence[tuple[int, int]] | None,
     for height, width in sizes:
         if height % divisor or width % divisor:
             raise ExportError(f"check size {height}x{width} is not a multiple of {divisor}")
+        if config.channels:  # raw bands: noise around the training statistics, in raw units
+            raw = rng.normal(np.asarray(config.mean) * 255, np.asarray(config.std) * 255,
+                             size=(height, width, config.in_channels)).astype(np.float32)
+            inputs.append(normalize_image(raw, config)[None])
+            continue
         noise = rng.integers(0, 256, size=(height, width, config.in_channels), dtype=np.uint8)
         inputs.append(normalize_image(noise[..., 0] if config.in_channels == 1 else noise, config)[None])
     return [np.ascontiguousarray(x, dtype=np.float32) for x in inputs]
@@ -329,6 +334,9 @@ def onnx_metadata(config: ModelConfig) -> dict[str, str]:
         "divisor": str(config.divisor),
         "input": "image: float32 NCHW RGB, (pixel / 255 - mean) / std, H and W multiples of divisor",
         "output": "logits: float32 N x num_classes x H x W; channel k = output_class_ids[k]",
+        **({"bands": json.dumps(data["bands"]),
+            "input": "image: float32 NCHW of the source bands `bands.indices` as raw values, "
+                     "(pixel / 255 - mean) / std, H and W multiples of divisor"} if config.channels else {}),
     }
 
 

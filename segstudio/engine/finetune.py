@@ -52,6 +52,8 @@ def _mismatch(path: Path, spec: ModelSpec, mapping: ClassMapping) -> str | None:
         return f"its architecture is {config.arch}, this run trains {spec.arch}"
     if config.encoder != spec.encoder:
         return f"its encoder is {config.encoder}, this run trains {spec.encoder}"
+    if config.in_channels != spec.in_channels:
+        return f"it reads {config.in_channels} channels, this run {spec.in_channels}"
     return None
 
 

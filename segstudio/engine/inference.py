@@ -23,14 +23,15 @@ import numpy as np
 import torch
 
 from segstudio.core.errors import ModelError
-from segstudio.core.imageio import read_image_rgb, to_rgb8
+from segstudio.core.imageio import read_image_raw, read_image_rgb, to_rgb8
 from segstudio.engine.device import autocast_dtype
 from segstudio.engine.inference_settings import DEFAULT_OVERLAP, DEFAULT_TILE, InferenceSettings
 from segstudio.engine.modelfile import ModelConfig, load_model
 from segstudio.engine.uncertainty import ImageUncertainty, image_uncertainty
 
 __all__ = ["DEFAULT_OVERLAP", "DEFAULT_TILE", "Backend", "InferenceSettings", "Prediction", "Predictor",
-           "TorchBackend", "TorchForward", "canvas_scores", "forward_logits", "infer", "load_predictor", "normalize_image"]
+           "TorchBackend", "TorchForward", "canvas_scores", "forward_logits", "infer", "load_predictor", "normalize_image",
+           "read_for_model"]
 
 
 class Backend(Protocol):
@@ -66,7 +67,10 @@ class Prediction:
 # -- pixels -----------------------------------------------------------------------------------
 def model_pixels(image: np.ndarray, config: ModelConfig) -> np.ndarray:
     """(H, W, C) pixels as the model takes them: uint8 RGB/grey, or float32 on the 0..255 scale
-    for other channel counts stored deeper than 8 bits."""
+    for other channel counts stored deeper than 8 bits; for a model over raw bands
+    (`config.channels`), those bands as float32 raw values."""
+    if config.channels:
+        return band_pixels(image, config)
     if config.in_channels == 3:
         return to_rgb8(image)
     if config.in_channels == 1:
@@ -84,6 +88,22 @@ def model_pixels(image: np.ndarray, config: ModelConfig) -> np.ndarray:
     if np.issubdtype(image.dtype, np.integer):
         return image.astype(np.float32) * np.float32(255.0 / np.iinfo(image.dtype).max)
     return image.astype(np.float32) * np.float32(255.0)  # float images are taken as 0..1
+
+
+def band_pixels(image: np.ndarray, config: ModelConfig) -> np.ndarray:
+    """The model's bands of a raw image (all its bands, or already just the model's)."""
+    bands = image[:, :, None] if image.ndim == 2 else image
+    if bands.shape[2] != config.in_channels:
+        if bands.shape[2] <= max(config.channels):
+            raise ModelError(f"the model reads bands {[c + 1 for c in config.channels]} "
+                             f"({', '.join(config.channel_names)}); this image has {bands.shape[2]}")
+        bands = bands[:, :, list(config.channels)]
+    return np.ascontiguousarray(bands, dtype=np.float32)
+
+
+def read_for_model(path: str | os.PathLike[str], config: ModelConfig) -> np.ndarray:
+    """An image file as `config`'s model reads it: raw bands, or the 8-bit RGB photo."""
+    return read_image_raw(path) if config.channels else read_image_rgb(path)
 
 
 def normalize_image(image: np.ndarray, config: ModelConfig) -> np.ndarray:
@@ -309,7 +329,7 @@ class PredictorBase:
         return infer(self.backend, image, self.settings)
 
     def predict_file(self, path: str | os.PathLike[str]) -> Prediction:
-        return self.predict(read_image_rgb(path))
+        return self.predict(read_for_model(path, self.config))
 
     def predict_batch(self, images: Sequence[np.ndarray]) -> list[Prediction]:
         return infer_batch(self.backend, images, self.settings)

@@ -59,6 +59,11 @@ class ModelConfig:
     training: dict[str, Any] = field(default_factory=dict)
     segstudio_version: str = __version__
     inference: InferenceSettings = field(default_factory=InferenceSettings)  # how eval/predict run it
+    # Non-photo projects: the source bands fed (indices into the image's bands) and their names;
+    # empty for 8-bit RGB photos. With bands, `pixel` above is the raw band value as float32
+    # and mean/std are the training images' per-band statistics divided by 255.
+    channels: tuple[int, ...] = ()
+    channel_names: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "arch", canonical_arch(self.arch))
@@ -70,6 +75,10 @@ class ModelConfig:
             object.__setattr__(self, "input_size", size)
         object.__setattr__(self, "mean", tuple(float(v) for v in self.mean))
         object.__setattr__(self, "std", tuple(float(v) for v in self.std))
+        object.__setattr__(self, "channels", tuple(int(v) for v in self.channels))
+        object.__setattr__(self, "channel_names", tuple(str(v) for v in self.channel_names))
+        if self.channels and len(self.channels) != self.in_channels:
+            raise ModelError(f"the model reads {len(self.channels)} bands but takes {self.in_channels} channels")
         if not self.classes.trainable:
             raise ModelError("a model needs at least one class that is not the ignore class")
         if len(self.mean) != self.in_channels or len(self.std) != self.in_channels:
@@ -135,6 +144,8 @@ class ModelConfig:
             "training": dict(self.training),
             "segstudio_version": self.segstudio_version,
             "inference": self.inference.to_dict(),
+            **({"bands": {"indices": list(self.channels), "names": list(self.channel_names)}}
+               if self.channels else {}),
         }
 
     @classmethod
@@ -155,6 +166,8 @@ class ModelConfig:
                 training=dict(data.get("training") or {}),
                 segstudio_version=str(data.get("segstudio_version", "unknown")),
                 inference=InferenceSettings.from_dict(data.get("inference"), f"{source} inference settings"),
+                channels=tuple(int(v) for v in (data.get("bands") or {}).get("indices", ())),
+                channel_names=tuple(str(v) for v in (data.get("bands") or {}).get("names", ())),
             )
         except (KeyError, TypeError, ValueError, IndexError, ClassTableError) as exc:
             raise ModelError(

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from segstudio.core import channels
 from segstudio.core.errors import SegstudioError, TrainingError
 from segstudio.core.project import ImageRecord, Project
 from segstudio.engine import checkpoint as ckpt
@@ -133,6 +134,12 @@ class RunSetup:
     val_subset_images: int | None
     val_subset_pixels: int  # pixels those validations score (for the first cost estimate)
     started_from: str | None  # the model file the weights started from (None: fresh)
+    # Fixed input normalisation: ImageNet's for photos, else the training images' per-band
+    # statistics / 255 (ModelConfig's convention), and the source bands the model reads.
+    mean: tuple[float, ...] = IMAGENET_MEAN
+    std: tuple[float, ...] = IMAGENET_STD
+    bands: tuple[int, ...] = ()
+    band_names: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -149,12 +156,26 @@ def _threads(device: torch.device) -> int:
     return 8 if device.type == "cuda" else max(1, torch.get_num_threads())
 
 
+def input_normalisation(project: Project, store: ImageStore
+                        ) -> tuple[tuple[float, ...], tuple[float, ...], tuple[int, ...], tuple[str, ...]]:
+    """(mean, std, bands, band names) of the model's input: ImageNet's for a photo project,
+    else per band over every training pixel, divided by 255 so that `(pixel / 255 - mean) /
+    std` holds for raw values. Fixed for the run and recorded in the model: never per image."""
+    table = channels.table_of(project.settings)
+    if table is None:
+        return IMAGENET_MEAN, IMAGENET_STD, (), ()
+    mean, std = store.channel_statistics()
+    names = tuple(table.names[i] for i in table.model_indices)
+    return (tuple(v / 255.0 for v in mean), tuple(v / 255.0 for v in std), table.model_indices, names)
+
+
 def make_train_transform(config: TrainConfig, crop: tuple[int, int], store: ImageStore, num_classes: int) -> Any:
     """The training augmentation; with `rare_crops`, that share of crops is centred on a pixel of
     a class drawn by inverse pixel frequency over the training masks (counted once here)."""
     share = config.rare_crops or 0.0
     weights = inverse_frequency(store.pixel_counts(num_classes)[0]) if share > 0 else None
-    return train_transform(config.augment, crop, rare_crop_p=share, class_weights=weights)
+    photo = channels.table_of(store.project.settings) is None
+    return train_transform(config.augment, crop, rare_crop_p=share, class_weights=weights, photo=photo)
 
 
 class RepeatedDataset(Dataset):
@@ -220,13 +241,15 @@ def build_setup(config: TrainConfig, data: TrainData) -> tuple[RunSetup, TrainFe
     cfg = resolve_config(config, device.type, len(data.train), dist.world_size,
                          default_workers(device, train_store.cached), memory)
 
+    mean, std, bands, band_names = input_normalisation(data.project, train_store)
     spec = ModelSpec(cfg.arch, encoder=cfg.encoder or "resnet34", num_classes=data.mapping.num_classes,
-                     pretrained=None if resume_dir else cfg.pretrained)
+                     pretrained=None if resume_dir else cfg.pretrained, in_channels=len(bands) or 3)
     divisor = required_divisor(spec)
     notes: list[str] = list(data.warnings)
     source = None if resume_dir else find_init_source(cfg.init_from, data.project, spec, data.mapping, notes)
     if source is not None:  # its weights replace the encoder's: no need to fetch ImageNet's
-        spec = ModelSpec(spec.arch, encoder=spec.encoder, num_classes=spec.num_classes, pretrained=None)
+        spec = ModelSpec(spec.arch, encoder=spec.encoder, num_classes=spec.num_classes, pretrained=None,
+                         in_channels=spec.in_channels)
     if cfg.refresh_data and dist.distributed:
         notes.append("--refresh-data works in single-process runs only; this run keeps its starting images")
     model = create_model(spec, warnings=notes)
@@ -272,11 +295,11 @@ def build_setup(config: TrainConfig, data: TrainData) -> tuple[RunSetup, TrainFe
 
         train_model = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
     step = TrainStep(train_model, loss_fn, optimizer, scheduler, scaler, device, amp, bool(cfg.channels_last),
-                     cfg.grad_clip, IMAGENET_MEAN, IMAGENET_STD)
+                     cfg.grad_clip, mean, std)
     setup = RunSetup(cfg, dist, device, amp, resume_dir, started, spec, divisor, crop, model, train_model,
                      transform, val_store, val_loader, previews, weights, loss_fn, optimizer, scheduler, scaler,
                      plan, step, tuple(notes), subset_loader, subset_images, subset_pixels,
-                     source.label if source else None)
+                     source.label if source else None, mean, std, bands, band_names)
     return setup, feed
 
 

@@ -30,7 +30,6 @@ from segstudio.engine.data import TrainData
 from segstudio.engine.device import DistContext, device_name, peak_memory_mb, reset_peak_memory
 from segstudio.engine.evaluate import EvalResult, evaluate, write_previews
 from segstudio.engine.events import EventHandler, Throttle, make_event
-from segstudio.engine.modelfile import IMAGENET_MEAN, IMAGENET_STD
 from segstudio.engine.run_setup import (
     RunDir,
     RunSetup,
@@ -238,7 +237,7 @@ class _Training:
         loader = setup.val_loader if whole or setup.val_subset_loader is None else setup.val_subset_loader
         return evaluate(
             model or setup.model, loader, self.data.mapping.num_classes, setup.device, amp=setup.amp,
-            mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last=bool(setup.config.channels_last),
+            mean=setup.mean, std=setup.std, channels_last=bool(setup.config.channels_last),
             loss_fn=setup.loss_fn, all_reduce=setup.dist.distributed)
 
     def validation_due(self, cadence: ValCadence, stats: EpochResult) -> bool:
@@ -260,7 +259,8 @@ class _Training:
         from segstudio.engine.models.registry import create_model
 
         spec = setup.spec
-        model = create_model(type(spec)(spec.arch, encoder=spec.encoder, num_classes=spec.num_classes))
+        model = create_model(type(spec)(spec.arch, encoder=spec.encoder, num_classes=spec.num_classes,
+                                        in_channels=spec.in_channels))
         ckpt.load_weights(self.run_dir.checkpoints / "best.safetensors", model)
         model = model.to(setup.device)
         if setup.config.channels_last:
@@ -298,7 +298,7 @@ class _Training:
             paths = write_previews(
                 setup.model, list(setup.preview_samples), setup.divisor, run.path / "previews",
                 f"epoch{epoch + 1:03d}", self.data.mapping, setup.device, amp=setup.amp,
-                mean=IMAGENET_MEAN, std=IMAGENET_STD, channels_last=bool(setup.config.channels_last))
+                mean=setup.mean, std=setup.std, channels_last=bool(setup.config.channels_last))
             self.emit("preview", epoch=epoch + 1, images=paths)
 
     # -- checkpoints and the model file -----------------------------------------------------
@@ -325,7 +325,8 @@ class _Training:
         from segstudio.engine.models.registry import create_model
 
         spec = self.setup.spec
-        model = create_model(type(spec)(spec.arch, encoder=spec.encoder, num_classes=spec.num_classes))
+        model = create_model(type(spec)(spec.arch, encoder=spec.encoder, num_classes=spec.num_classes,
+                                        in_channels=spec.in_channels))
         ckpt.load_weights(best_path, model)
         target = self.data.project.root / "models" / self.run_dir.run_id
         self.write_model_file(target, model.eval(), best)
@@ -342,8 +343,9 @@ class _Training:
             "lr": cfg.lr, "batch_size": cfg.batch_size, "val_batch_size": cfg.val_batch_size,
             "amp": self.setup.amp, "pretrained": cfg.pretrained, "started_from": self.setup.started_from,
         }
-        config = ModelConfig.from_spec(self.setup.spec, data.project.classes, mean=IMAGENET_MEAN,
-                                       std=IMAGENET_STD, input_size=self.setup.crop,
+        config = ModelConfig.from_spec(self.setup.spec, data.project.classes, mean=self.setup.mean,
+                                       std=self.setup.std, channels=self.setup.bands,
+                                       channel_names=self.setup.band_names, input_size=self.setup.crop,
                                        metrics=best.metrics or {}, training=training)
         save_model(target, model, config)
 

@@ -1,4 +1,4 @@
-"""Exporters: masks, color, overlay, voc, coco, cityscapes (each with split lists).
+"""Exporters: masks, color, overlay, voc, coco, cityscapes, geotiff (each with split lists).
 
     report = export_project(project, "voc", Path("out"), split="train")
 
@@ -22,7 +22,7 @@ from segstudio.core.exporters.common import (
 from segstudio.core.progress import ProgressCallback
 from segstudio.core.project import Project
 
-FORMATS = ("masks", "color", "overlay", "voc", "coco", "cityscapes")
+FORMATS = ("masks", "color", "overlay", "voc", "coco", "cityscapes", "geotiff")
 
 __all__ = ["DEFAULT_STATUSES", "FORMATS", "ExportReport", "export_project"]
 
@@ -46,6 +46,9 @@ def _writer(fmt: str) -> Callable[[ExportRun], None]:
     if fmt == "cityscapes":
         from segstudio.core.exporters.cityscapes import export_cityscapes
         return export_cityscapes
+    if fmt == "geotiff":
+        from segstudio.core.exporters.geotiff import export_geotiff
+        return export_geotiff
     raise ExportError(f"unknown export format '{fmt}'; use one of {', '.join(FORMATS)}")
 
 

@@ -32,10 +32,12 @@ class ExportReport:
     images: int
     splits: dict[str, int] = field(default_factory=dict)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: tuple[str, ...] = ()  # exported, but worth knowing (masks without georeferencing)
 
     def lines(self) -> list[str]:
         per_split = ", ".join(f"{k} {v}" for k, v in self.splits.items() if v)
         out = [f"exported {self.images} images ({self.format}) to {self.out}" + (f" [{per_split}]" if per_split else "")]
+        out.extend(f"note: {note}" for note in self.notes)
         if self.skipped:
             out.append(f"left out {len(self.skipped)} image(s):")
             out.extend(f"  {name}: {reason}" for name, reason in self.skipped)
@@ -53,6 +55,7 @@ class ExportRun:
     progress: ProgressCallback | None = None
     done: list[ImageRecord] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
 
     def masks(self, need_image: bool = True) -> Iterator[tuple[ImageRecord, np.ndarray]]:
         """Each chosen image with its checked mask; a missing image or an unreadable mask is
@@ -77,7 +80,7 @@ class ExportRun:
     def report(self) -> ExportReport:
         counts = {s: sum(1 for r in self.done if r.split == s) for s in SPLITS}
         return ExportReport(self.out, self.format, len(self.done), {k: v for k, v in counts.items() if v},
-                            list(self.skipped))
+                            list(self.skipped), tuple(self.notes))
 
 
 def select_records(project: Project, split: str | None, statuses: tuple[str, ...]) -> list[ImageRecord]:

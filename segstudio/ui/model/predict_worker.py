@@ -14,7 +14,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, QThreadPool
 
 from segstudio.core.classes import ClassTable
-from segstudio.core.imageio import read_image_rgb
+from segstudio.core.imageio import read_image_raw
 from segstudio.core.loop import Prediction
 from segstudio.core.loop_store import PredictionCache
 from segstudio.ui.jobs import Job, JobCancelled
@@ -88,7 +88,7 @@ class PredictJob:
                 if model is None:
                     model = self.slot.get(self.model_path, self.classes, self.device)  # type: ignore[attr-defined]
                     job.progress("note", model.note)
-                image = read_image_rgb(path)
+                image = read_image_raw(path)  # the model takes its own view (RGB8 or its bands)
                 prediction = engine_bridge.predict_image(model, image)
                 self.cache.put(image_id, prediction)
             job.progress("predicted", image_id, prediction, done + 1, total)

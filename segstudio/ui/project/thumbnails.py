@@ -13,16 +13,18 @@ import cv2
 from PySide6.QtCore import QObject, QSize, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
 
-from segstudio.core import imageio
+from segstudio.core import display, imageio
 from segstudio.ui.jobs import Job, run_in_background
 from segstudio.ui.qimages import rgb_qimage
 
 THUMB_SIZE = QSize(72, 54)
 
 
-def make_thumbnail(path: Path, size: QSize, _job: Job[QImage]) -> QImage:
-    """Read and shrink one image (worker thread; raises like imageio on a bad file)."""
-    rgb = imageio.read_image_rgb(path)
+def make_thumbnail(path: Path, size: QSize, _job: Job[QImage],
+                   mapping: display.DisplayMapping | None = None) -> QImage:
+    """Read and shrink one image (worker thread; raises like imageio on a bad file); through
+    the project's display mapping when it has one, so a thumbnail looks like the canvas."""
+    rgb = imageio.read_image_rgb(path) if mapping is None else display.render(imageio.read_image_raw(path), mapping)
     height, width = rgb.shape[:2]
     scale = min(size.width() / width, size.height() / height, 1.0)
     small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
@@ -47,13 +49,20 @@ class ThumbnailCache(QObject):
         self._generation = 0
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # thumbnails must not compete with painting
+        self.mapping: display.DisplayMapping | None = None  # the project's, when it has one
+
+    def set_mapping(self, mapping: display.DisplayMapping | None) -> None:
+        """Render new thumbnails through `mapping` (None: as photos); drops the cached ones."""
+        if mapping != self.mapping:
+            self.mapping = mapping
+            self.clear()
 
     def get(self, image_id: str, path: Path) -> QPixmap | None:
         pixmap = self._pixmaps.get(image_id)
         if pixmap is not None or image_id in self._pending or image_id in self._failed:
             return pixmap
         self._pending.add(image_id)
-        self._jobs[image_id] = run_in_background(partial(make_thumbnail, path, QSize(self.size)),
+        self._jobs[image_id] = run_in_background(partial(make_thumbnail, path, QSize(self.size), mapping=self.mapping),
                           partial(self._on_job_done, self._generation, image_id),
                           partial(self._on_job_failed, self._generation, image_id),
                           pool=self._pool, owner=self)
