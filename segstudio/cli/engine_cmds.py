@@ -35,6 +35,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="print only warnings, errors and the final summary")
     train.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
                        help="print every progress step as a line (also: segstudio -v train ...)")
+    train.add_argument("--host", help="train on this SSH host (see 'segstudio remote add'); the run goes on "
+                                      "there if this computer disconnects")
+    train.add_argument("--gpus", type=int, help="with --host: GPUs to use there (torchrun with N processes)")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(
@@ -93,6 +96,12 @@ def _train_config(args: argparse.Namespace) -> Any:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    if getattr(args, "host", None):
+        from segstudio.cli.remote_cmds import train_on_host
+
+        return train_on_host(args)
+    if getattr(args, "gpus", None):
+        raise TrainingError("--gpus goes with --host; on this computer start torchrun --nproc-per-node=N")
     from segstudio.engine.console import ConsoleWriter
     from segstudio.engine.device import dist_context_from_env
     from segstudio.engine.events import JsonlWriter, make_event
