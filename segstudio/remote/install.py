@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -41,8 +42,15 @@ def build_wheel(out_dir: Path) -> Path:
     if source is None:
         raise RemoteError("this segstudio was not installed from source, so no wheel can be built here; "
                           "pass one with --wheel FILE (pip wheel --no-deps segstudio)")
+    # Built from a clean copy: an in-tree build would reuse build/, where stale modules linger.
+    copy = out_dir / "source"
+    shutil.copytree(source / "segstudio", copy / "segstudio",
+                    ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    for name in ("pyproject.toml", "README.md", "LICENSE"):
+        if (source / name).is_file():
+            shutil.copy2(source / name, copy / name)
     command = [sys.executable, "-m", "pip", "wheel", *PIP_QUIET, "--no-deps", "--no-build-isolation",
-               "-q", "-w", str(out_dir), str(source)]
+               "-q", "-w", str(out_dir), str(copy)]
     done = subprocess.run(command, capture_output=True, text=True, check=False)
     wheels = sorted(out_dir.glob("segstudio-*.whl"))
     if done.returncode != 0 or not wheels:

@@ -145,3 +145,22 @@ def test_the_mirror_reads_as_the_same_project(host: HostConfig, tmp_path: Path) 
     for record in project.images:
         assert np.array_equal(mirror.read_mask(record.id), project.read_mask(record))
         assert np.array_equal(mirror.read_image(record.id), project.read_image(record))
+
+
+@pytest.mark.slow
+def test_remote_setup_installs_this_segstudio_into_a_venv_there(remote_env: Path,
+                                                               capsys: pytest.CaptureFixture[str]) -> None:
+    base = host_python(remote_env / "bin")  # an interpreter that has torch & co: nothing downloaded
+    HostRegistry().put(HostConfig(HOST, root=str(remote_env)))
+    assert main(["remote", "setup", HOST, "--base-python", str(base)]) == 0
+    out = capsys.readouterr().out
+    venv_python = remote_env / "venv" / "bin" / "python"
+    assert f"Python {sys.version.split()[0]} ({venv_python})" in out
+    assert f"segstudio {__version__} installed, the same as here" in out
+    assert HostRegistry().get(HOST).interpreter == str(remote_env / "venv" / "bin" / "python")
+    import subprocess
+
+    where = subprocess.run([str(venv_python), "-c", "import segstudio; print(segstudio.__file__)"],
+                           capture_output=True, text=True, check=True, cwd=remote_env).stdout.strip()
+    assert where.startswith(str(remote_env / "venv"))  # the wheel's copy, not this checkout
+    assert (remote_env / "wheels" / f"segstudio-{__version__}-py3-none-any.whl").is_file()
