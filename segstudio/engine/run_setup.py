@@ -169,12 +169,12 @@ def input_normalisation(project: Project, store: ImageStore
     return (tuple(v / 255.0 for v in mean), tuple(v / 255.0 for v in std), table.model_indices, names)
 
 
-def make_train_transform(config: TrainConfig, crop: tuple[int, int], store: ImageStore, num_classes: int) -> Any:
+def make_train_transform(config: TrainConfig, crop: tuple[int, int], store: ImageStore, num_classes: int,
+                         photo: bool = True) -> Any:
     """The training augmentation; with `rare_crops`, that share of crops is centred on a pixel of
     a class drawn by inverse pixel frequency over the training masks (counted once here)."""
     share = config.rare_crops or 0.0
     weights = inverse_frequency(store.pixel_counts(num_classes)[0]) if share > 0 else None
-    photo = channels.table_of(store.project.settings) is None
     return train_transform(config.augment, crop, rare_crop_p=share, class_weights=weights, photo=photo)
 
 
@@ -260,7 +260,7 @@ def build_setup(config: TrainConfig, data: TrainData) -> tuple[RunSetup, TrainFe
         model = model.to(memory_format=torch.channels_last)
 
     crop = crop_for(train_store.sizes, int(cfg.crop_size or 256), divisor)
-    transform = make_train_transform(cfg, crop, train_store, data.mapping.num_classes)
+    transform = make_train_transform(cfg, crop, train_store, data.mapping.num_classes, photo=not bands)
     transform.set_random_seed(cfg.seed + dist.rank)
     batch = int(cfg.batch_size or 1)
     feed = make_feed(cfg, dist, device, train_store, signature, transform)
