@@ -149,3 +149,29 @@ def test_event_paths_become_this_projects_paths(tmp_path: Path) -> None:
 def test_ssh_failures_in_plain_words(stderr: str, words: str) -> None:
     message = explain("gpu1", stderr)
     assert words in message and "gpu1" in message
+
+
+def test_stop_asks_first_and_kills_the_second_time(tmp_path: Path) -> None:
+    stubborn = subprocess.Popen(  # a trainer busy finishing its step: it notes SIGTERM, goes on
+        [sys.executable, "-c", "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); "
+                               "print('ready', flush=True); time.sleep(60)"],
+        start_new_session=True, stdout=subprocess.PIPE)
+    assert stubborn.stdout is not None and stubborn.stdout.readline() == b"ready\n"
+    launch = tmp_path / "launch"
+    launch.mkdir()
+    (launch / "trainer.json").write_text(json.dumps({"pid": stubborn.pid}))
+    assert json.loads(_agent("stop", str(launch)).stdout)["action"] == "stop"
+    time.sleep(0.3)
+    assert stubborn.poll() is None
+    assert json.loads(_agent("stop", str(launch)).stdout)["action"] == "kill"
+    assert stubborn.wait(timeout=10) == -9
+    assert json.loads(_agent("stop", str(launch)).stdout)["action"] == "none"
+
+
+def test_more_than_one_gpu_runs_under_torchrun() -> None:
+    from segstudio.remote.runs import trainer_argv
+
+    assert trainer_argv("/m", "r1", ["--epochs", "2"], 1) == [
+        "python", "-m", "segstudio", "train", "/m", "--events", "jsonl", "--epochs", "2", "--run-name", "r1"]
+    assert trainer_argv("/m", "r1", [], 4)[:6] == [
+        "python", "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=4", "-m"]
