@@ -7,7 +7,7 @@ headless run never blocks on a modal box nobody can see.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
@@ -22,7 +22,11 @@ from PySide6.QtWidgets import (
 )
 
 from segstudio import __version__
+from segstudio.core.presence import Presence
 from segstudio.core.recovery import RecoveredMask
+
+# The answers of ask_shared: write alongside the other window(s), only look, or do not open.
+SHARED_WRITE, SHARED_READ_ONLY, SHARED_CANCEL = "write", "read_only", "cancel"
 
 
 def show_error(parent: QWidget | None, title: str, text: str) -> None:
@@ -53,6 +57,48 @@ def ask_restore(parent: QWidget | None, found: Sequence[RecoveredMask]) -> bool:
     box.setDefaultButton(restore)
     box.exec()
     return box.clickedButton() is restore
+
+
+def ask_shared(parent: QWidget | None, holders: Sequence[Presence]) -> str:
+    """Another app has the project open: say who, and offer read-only or both writing."""
+    who = "\n".join(f"• {holder.describe()}" for holder in holders)
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Information)
+    box.setWindowTitle("Project already open")
+    box.setText(f"This project is open in another segstudio window:\n{who}")
+    box.setInformativeText(
+        "Both can write: every save merges with the other's changes, and a mask changed by both "
+        "is offered to you to keep or reload. Or open it read-only to look without changing it.")
+    write = box.addButton("Open, both writing", QMessageBox.ButtonRole.AcceptRole)
+    read_only = box.addButton("Open read-only", QMessageBox.ButtonRole.ActionRole)
+    box.addButton(QMessageBox.StandardButton.Cancel)
+    box.setDefaultButton(read_only)
+    box.exec()
+    clicked = box.clickedButton()
+    return SHARED_WRITE if clicked is write else SHARED_READ_ONLY if clicked is read_only else SHARED_CANCEL
+
+
+class ConflictOffer(QMessageBox):
+    """Non-modal: the mask being edited changed on disk. Painting goes on while it is shown."""
+
+    def __init__(self, parent: QWidget | None, image_id: str, text: str,
+                 keep_mine: Callable[[], None], load_theirs: Callable[[], None]) -> None:
+        super().__init__(parent)
+        self.setObjectName("conflict_offer")
+        self.image_id = image_id
+        self.setIcon(QMessageBox.Icon.Warning)
+        self.setWindowTitle("Mask changed by another program")
+        self.setText(f"The mask of '{image_id}' was changed on disk by another program while you "
+                     "had unsaved edits.")
+        self.setInformativeText(f"{text}\n\nKeep mine: your mask is saved and theirs is kept in "
+                                "the project's .conflicts folder. Load theirs: their mask is shown "
+                                "(Undo brings yours back).")
+        self.keep_button = self.addButton("Keep mine (save as new)", QMessageBox.ButtonRole.AcceptRole)
+        self.load_button = self.addButton("Load theirs", QMessageBox.ButtonRole.RejectRole)
+        self.setModal(False)
+        self.setWindowModality(Qt.WindowModality.NonModal)
+        self.keep_button.clicked.connect(keep_mine)
+        self.load_button.clicked.connect(load_theirs)
 
 
 def show_about(parent: QWidget | None) -> None:

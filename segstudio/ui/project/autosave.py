@@ -66,6 +66,9 @@ class Autosaver(QObject):
     def _on_journal_timer_timeout(self) -> None:
         if self.session.has_unsaved():
             self.session.write_journal()
+            # Tick on while anything is unsaved: a journal write that failed (disk full, a
+            # drive gone) is retried even if no further edit comes.
+            self._journal_timer.start()
 
     def set_intervals(self, save_delay_ms: int | None = None, max_delay_ms: int | None = None,
                       journal_interval_ms: int | None = None) -> None:

@@ -234,6 +234,21 @@ class DatasetDock(QDockWidget):
         self.proxy.setSourceModel(self.model)
         self.update_counts()
 
+    def reload(self) -> None:
+        """Rebuild the rows after another program added or removed images (thumbnails,
+        filters and the current row are kept)."""
+        if self.model is None:
+            return
+        old = self.model
+        old.thumbnails.ready.disconnect(old._on_thumbnails_ready)
+        self.model = DatasetModel(old.project, self.thumbnails)
+        self._quiet = True  # the view's current row resets: no image opens behind the user's back
+        try:
+            self.proxy.setSourceModel(self.model)
+        finally:
+            self._quiet = False
+        self._refilter()
+
     def _on_filter_changed(self, *_: object) -> None:
         self._refilter()
 

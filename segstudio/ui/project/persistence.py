@@ -15,7 +15,7 @@ import numpy as np
 from PySide6.QtCore import QObject, Signal
 
 from segstudio.core import saving
-from segstudio.core.errors import SegstudioError
+from segstudio.core.errors import MaskConflictError, SegstudioError
 from segstudio.core.mask_loading import keep_rejected
 from segstudio.core.navigation import DocumentCache, OpenImage
 from segstudio.core.project import Project
@@ -34,6 +34,8 @@ class MaskStore(QObject):
     saved = Signal(str)  # image id: its mask (some revision of it) is on disk
     status_changed = Signal(str, str)
     message = Signal(str)
+    # image id, message: its mask changed on disk under us; answer with keep_mine/load_theirs
+    conflict = Signal(str, str)
 
     def __init__(self, project: Project, journal: RecoveryJournal, cache: DocumentCache,
                  parent: QObject | None = None) -> None:
@@ -42,6 +44,9 @@ class MaskStore(QObject):
         self.journal = journal
         self.cache = cache
         self.writer = MaskWriter(project, journal, self)
+        # Read-only (another window holds the project and the user chose to only look):
+        # nothing is written, not even the journal.
+        self.read_only = False
 
     # -- saving --------------------------------------------------------------------------------
     def save(self, image_id: str | None, background: bool = False) -> SaveResult:
@@ -54,6 +59,8 @@ class MaskStore(QObject):
         if entry is None:
             return saving.SAVED
         document = entry.document
+        if self.read_only and document.dirty:
+            return SaveResult.failed("the project is open read-only; nothing is saved")
         action = saving.plan_save(
             dirty=document.dirty, in_stroke=document.in_stroke,
             pixels=document.shape[0] * document.shape[1], background=background,
@@ -107,6 +114,8 @@ class MaskStore(QObject):
     def _failed(self, image_id: str, exc: BaseException) -> SaveResult:
         text = error_text(exc)
         self.message.emit(f"could not save '{image_id}': {text}")
+        if isinstance(exc, MaskConflictError):
+            self.conflict.emit(image_id, text)  # the user decides whose mask wins
         return SaveResult.failed(text)
 
     def _on_writer_saved(self, image_id: str, revision: int) -> None:
@@ -126,13 +135,63 @@ class MaskStore(QObject):
     def _on_writer_failed(self, image_id: str, _revision: int, exc: BaseException) -> None:
         self._failed(image_id, exc)
 
-    def _on_writer_journal_failed(self, _image_id: str, _revision: int, exc: BaseException) -> None:
+    def _on_writer_journal_failed(self, image_id: str, _revision: int, exc: BaseException) -> None:
+        entry = self.cache.get(image_id)
+        if entry is not None:
+            entry.journaled_revision = -1  # not in the journal after all: the next tick retries
         self.message.emit(error_text(exc))
+
+    # -- answering a mask conflict -------------------------------------------------------------
+    def keep_mine(self, image_id: str) -> SaveResult:
+        """Write the open document over theirs; theirs is copied to .conflicts/ first."""
+        entry = self.cache.get(image_id)
+        if entry is None:
+            return saving.SAVED
+        self.writer.wait()
+        entry.document.end_stroke()
+        try:
+            kept = self.project.keep_mine(image_id, np.array(entry.document.mask), save_manifest=False)
+            self.project.save()
+        except (SegstudioError, OSError) as exc:
+            return self._failed(image_id, exc)
+        entry.document.mark_saved()
+        self.journal.discard(image_id)
+        entry.journaled_revision = -1
+        where = f"; theirs is kept as {kept.relative_to(self.project.root)}" if kept else ""
+        self.message.emit(f"kept your mask of '{image_id}'{where}")
+        self.saved.emit(image_id)
+        return saving.SAVED
+
+    def load_theirs(self, image_id: str) -> bool:
+        """Show the mask on disk now in the open document, as one undoable step (undo brings
+        mine back, unsaved)."""
+        entry = self.cache.get(image_id)
+        if entry is None:
+            return False
+        self.writer.wait()
+        document = entry.document
+        document.end_stroke()
+        try:
+            theirs = self.project.load_theirs(image_id)
+            if theirs is None:  # they deleted it
+                theirs = self.project.blank_mask(image_id)
+            document.replace_all("load their mask", theirs)
+        except (SegstudioError, OSError) as exc:
+            self.message.emit(f"cannot load the other mask of '{image_id}': {error_text(exc)}")
+            return False
+        document.mark_saved()  # equal to the file on disk now
+        self.journal.discard(image_id)
+        entry.journaled_revision = -1
+        self.message.emit(f"loaded the mask of '{image_id}' as saved by the other program")
+        self.saved.emit(image_id)
+        return True
 
     # -- the recovery journal ------------------------------------------------------------------
     def write_journal(self, entries: Iterable[OpenImage]) -> int:
         """Journal each dirty document changed since it was last journalled; returns how many."""
         written = 0
+        if self.read_only:
+            return written
         for entry in entries:
             document = entry.document
             if not document.dirty or document.revision == entry.journaled_revision:

@@ -41,6 +41,7 @@ class EditingSession(QObject):
     dirty_changed = Signal(bool)
     classes_changed = Signal()
     message = Signal(str)
+    conflict = Signal(str, str)  # image id, message: its mask changed on disk (see MaskStore)
 
     def __init__(self, project: Project, journal: RecoveryJournal | None = None,
                  cache_size: int = CACHE_SIZE, parent: QObject | None = None) -> None:
@@ -58,6 +59,7 @@ class EditingSession(QObject):
         self.store.saved.connect(self._on_store_saved)
         self.store.status_changed.connect(self.status_changed)
         self.store.message.connect(self.message)
+        self.store.conflict.connect(self.conflict)
 
     # -- state -----------------------------------------------------------------------------------
     @property
@@ -217,6 +219,31 @@ class EditingSession(QObject):
 
     def write_journal(self) -> int:
         return self.store.write_journal(self._cache)
+
+    def journal_pending(self) -> bool:
+        """Whether some unsaved edit is not in the recovery journal yet (a write failed)."""
+        return any(entry.document.dirty and entry.document.revision != entry.journaled_revision
+                   for entry in self._cache)
+
+    @property
+    def read_only(self) -> bool:
+        return self.store.read_only
+
+    def set_read_only(self, on: bool) -> None:
+        self.store.read_only = on
+
+    def keep_mine(self, image_id: str) -> SaveResult:
+        """Answer a mask conflict: save the open mask, theirs kept in .conflicts/."""
+        return self.store.keep_mine(image_id)
+
+    def load_theirs(self, image_id: str) -> bool:
+        """Answer a mask conflict: show the mask on disk (undo brings mine back)."""
+        return self.store.load_theirs(image_id)
+
+    def reload_clean(self, image_id: str) -> bool:
+        """A mask changed on disk while ours had no unsaved edits: follow it quietly."""
+        entry = self._cache.get(image_id)
+        return entry is not None and not entry.document.dirty and self.store.load_theirs(image_id)
 
     def set_status(self, status: str, image_id: str | None = None) -> bool:
         image_id = image_id or self._cache.current

@@ -14,7 +14,9 @@ from typing import TYPE_CHECKING
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtWidgets import QDialog, QFileDialog
 
+from segstudio.core import presence
 from segstudio.core.errors import MaskError, SegstudioError
+from segstudio.core.presence import Presence
 from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveredMask, RecoveryJournal
 from segstudio.core.runs import active_model, set_active_model
@@ -22,6 +24,8 @@ from segstudio.ui import dialogs
 from segstudio.ui.project import dialogs as project_dialogs
 from segstudio.ui.project.autosave import Autosaver
 from segstudio.ui.project.session import EditingSession
+from segstudio.ui.project.sharing import SharedProject
+from segstudio.ui.project.watcher import ManifestChange
 from segstudio.ui.resources import sample_project_path
 
 if TYPE_CHECKING:
@@ -33,6 +37,8 @@ PROJECT_ACTIONS = (
     "zoom_in", "zoom_out", "zoom_fit", "zoom_100", "toggle_overlay", "outline_mode",
     "next_image", "prev_image", "next_unlabeled", "mark_labeled", "mark_reviewed", "add_class",
 )
+# ...of which these change the project, so a read-only window turns them off.
+READ_ONLY_OFF = ("save", "undo", "redo", "protect", "mark_labeled", "mark_reviewed", "add_class")
 
 
 class Workspace(QObject):
@@ -50,6 +56,8 @@ class Workspace(QObject):
     mask_saved = Signal(str)  # image id; its mask is on disk now
     # the open project's active model (a Path, or None) was set; on open read `active_model`
     active_model_changed = Signal(object)
+    # another program changed project.json and the open Project merged it (a ManifestChange)
+    project_refreshed = Signal(object)
 
     def __init__(self, window: MainWindow) -> None:
         super().__init__(window)
@@ -61,6 +69,12 @@ class Workspace(QObject):
         self.ask_restore: Callable[[Sequence[RecoveredMask]], bool] = (
             lambda found: dialogs.ask_restore(self.window, found)
         )
+        # Another window has the project open: "write", "read_only" or "cancel" (replaceable).
+        self.ask_shared: Callable[[Sequence[Presence]], str] = (
+            lambda holders: dialogs.ask_shared(self.window, holders)
+        )
+        self.shared: SharedProject | None = None
+        self.read_only = False
         self._sheet: dialogs.ShortcutSheet | None = None
         self._history_state: tuple[bool, bool, str | None] | None = None
 
@@ -83,6 +97,41 @@ class Workspace(QObject):
         for action in [*self.window.commands.tool_actions(), *self.window.commands.class_actions()]:
             action.setEnabled(on)
 
+    def _lock_editing(self) -> None:
+        """Read-only: the canvas only pans and zooms; saving, undo and class edits are off."""
+        assert self.autosaver is not None
+        self.autosaver.stop()
+        self.autosaver.set_intervals(save_delay_ms=0)
+        for name in READ_ONLY_OFF:
+            self.window.commands[name].setEnabled(False)
+        for action in [*self.window.commands.tool_actions(), *self.window.commands.class_actions()]:
+            action.setEnabled(False)
+        self.window.canvas.set_tool("pan")
+        self.window.classes_dock.setEnabled(False)
+        self.window.status.show_note("opened read-only: another window is writing this project")
+
+    def follow_refresh(self, change: ManifestChange) -> None:
+        """Another program changed project.json (already merged into the Project): the image
+        list, statuses, classes and title follow, and features hear of it."""
+        w, session = self.window, self.session
+        if session is None or self.project is None:
+            return
+        if change.added or change.removed:
+            w.dataset_dock.reload()
+        for image_id in change.moved:
+            w.dataset_dock.refresh(image_id)
+            status = self.project.image(image_id).status
+            if image_id == session.current_id:
+                self._on_title_status(image_id, status)
+            self.status_changed.emit(image_id, status)
+        w.dataset_dock.update_counts()
+        if change.classes:
+            for _image_id, document in session.documents():
+                document.set_classes(self.project.classes)
+            session.classes_changed.emit()
+        w.status.show_note(change.describe())
+        self.project_refreshed.emit(change)
+
     def open_project(self, path: Path | str) -> bool:
         """Open a project folder (saving and closing the current one); False on failure."""
         path = Path(path)
@@ -96,9 +145,15 @@ class Workspace(QObject):
                 self.window.settings.remove_recent_project(path)
             self.show_welcome()
             return False
+        holders = presence.others(project.root)
+        answer = self.ask_shared(holders) if holders else dialogs.SHARED_WRITE
+        if answer == dialogs.SHARED_CANCEL:
+            self.show_welcome()
+            return False
         journal = RecoveryJournal(project.root)
-        self._offer_recovery(project, journal)
-        self._attach(project, journal)
+        if not holders:  # a live window's journal is its own, not a crash's leftovers
+            self._offer_recovery(project, journal)
+        self._attach(project, journal, read_only=answer == dialogs.SHARED_READ_ONLY)
         return True
 
     def _offer_recovery(self, project: Project, journal: RecoveryJournal) -> None:
@@ -115,11 +170,14 @@ class Workspace(QObject):
         else:
             journal.clear()
 
-    def _attach(self, project: Project, journal: RecoveryJournal) -> None:
+    def _attach(self, project: Project, journal: RecoveryJournal, read_only: bool = False) -> None:
         w = self.window
         self.project = project
+        self.read_only = read_only
         self.session = session = EditingSession(project, journal, parent=self)
+        session.set_read_only(read_only)
         self.autosaver = Autosaver(session, parent=self)
+        self.shared = SharedProject(self, read_only)
         session.image_opened.connect(self._on_session_image_opened)
         session.loading.connect(lambda image_id: w.status.show_note(f"loading {image_id}..."))
         session.edited.connect(self._on_session_edited)
@@ -138,7 +196,9 @@ class Workspace(QObject):
         w.tool_bar.show()
         w.status.set_project_fields_visible(True)
         self._enable_project_actions(True)
-        w.setWindowTitle(f"{project.name} — segstudio")
+        if read_only:
+            self._lock_editing()
+        self._set_title(project.name)
         w.settings.add_recent_project(project.root)
         self.project_changed.emit(project)  # features follow it before its first image opens
         ids = w.dataset_dock.visible_ids()
@@ -152,17 +212,23 @@ class Workspace(QObject):
         if self.session is not None:
             assert self.autosaver is not None
             self.autosaver.stop()
-            if not self.session.close_all().saved and not dialogs.ask(
+            if self.read_only:
+                self.session.close_all()  # nothing may be written; unsaved looks are dropped
+            elif not self.session.close_all().saved and not dialogs.ask(
                 self.window, "Unsaved masks",
                 "Some masks could not be saved (see the status bar). Their unsaved edits stay in "
                 "the recovery journal and are offered back next time. Close anyway?",
             ):
                 return False
             self.window.canvas.set_document(None, None)
+            if self.shared is not None:
+                self.shared.close()
+                self.shared.deleteLater()
             self.session.deleteLater()
             self.autosaver.deleteLater()
         had_project = self.project is not None
-        self.session = self.autosaver = self.project = None
+        self.session = self.autosaver = self.project = self.shared = None
+        self.read_only = False
         self.window.dataset_dock.set_project(None)
         self.window.classes_dock.set_session(None)
         if show_welcome:
@@ -257,8 +323,7 @@ class Workspace(QObject):
         w.dataset_dock.select(image_id)
         w.status.set_unsaved(session.has_unsaved())
         record = session.project.image(image_id)
-        w.setWindowTitle(f"{image_id} ({record.status.replace('_', ' ')}) — "
-                         f"{session.project.name} — segstudio")
+        self._on_title_status(image_id, record.status)
         self._update_history_actions()
         self.image_opened.emit(image_id)
 
@@ -332,8 +397,11 @@ class Workspace(QObject):
 
     def _on_title_status(self, image_id: str, status: str) -> None:
         assert self.project is not None
-        self.window.setWindowTitle(f"{image_id} ({status.replace('_', ' ')}) — "
-                                   f"{self.project.name} — segstudio")
+        self._set_title(f"{image_id} ({status.replace('_', ' ')}) — {self.project.name}")
+
+    def _set_title(self, text: str) -> None:
+        mode = " — read-only" if self.read_only else ""
+        self.window.setWindowTitle(f"{text}{mode} — segstudio")
 
     def _on_session_dirty_changed(self, dirty: bool) -> None:
         self.window.status.set_unsaved(dirty)
