@@ -180,3 +180,102 @@ def test_a_full_disk_on_save_keeps_the_work_in_the_journal(qtbot, window, make_p
     assert len(pending) == 1 and np.array_equal(pending[0].mask, painted)
     assert ws.save()
     assert np.array_equal(Project.open(project.root).read_mask("img00"), painted)
+
+
+HOLDER = """
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, QSocketNotifier
+
+QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, sys.argv[2])
+
+from segstudio.ui.app import create_app
+from segstudio.ui.main_window import MainWindow
+
+app = create_app(["holder"])
+window = MainWindow()
+window.show()
+assert window.open_project(Path(sys.argv[1]))
+print("READY", flush=True)
+notifier = QSocketNotifier(sys.stdin.fileno(), QSocketNotifier.Type.Read)
+notifier.activated.connect(lambda *_: (sys.stdin.readline(), window.close(), app.quit()))
+app.exec()
+print("CLOSED", flush=True)
+"""
+
+
+@pytest.fixture
+def first_window(make_project, tmp_path: Path):  # noqa: ANN201
+    """Another app process holding the project open (closed cleanly at the end)."""
+    import subprocess
+    import sys
+
+    project = make_project(count=3, labeled=1)
+    script = tmp_path / "holder.py"
+    script.write_text(HOLDER)
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
+    child = subprocess.Popen([sys.executable, str(script), str(project.root), str(tmp_path / "qs")],
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             text=True, env=env)
+    try:
+        line = child.stdout.readline()
+        assert line.strip() == "READY", child.stderr.read()
+        yield project, child
+    finally:
+        if child.poll() is None:
+            child.kill()
+        child.wait(30)
+
+
+def close_child(child) -> None:  # noqa: ANN001
+    child.stdin.write("quit\n")
+    child.stdin.flush()
+    assert child.stdout.readline().strip() == "CLOSED"
+    child.wait(30)
+
+
+def test_a_second_window_names_the_first_and_read_only_disables_editing(window, first_window) -> None:  # noqa: ANN001
+    from segstudio.core.presence import presence_folder
+
+    project, child = first_window
+    seen: list[list[tuple[str, int]]] = []
+    window.workspace.ask_shared = lambda holders: seen.append([(h.host, h.pid) for h in holders]) or "read_only"
+    before = Project.open(project.root).read_mask("img00")
+    assert window.open_project(project.root)
+    assert [pid for _host, pid in seen[0]] == [child.pid]
+    ws, commands = window.workspace, window.commands
+    assert ws.read_only and "read-only" in window.windowTitle()
+    assert not commands["save"].isEnabled() and not commands["mark_labeled"].isEnabled()
+    assert not any(action.isEnabled() for action in commands.tool_actions())
+    assert window.canvas.tool == "pan" and not window.classes_dock.isEnabled()
+    assert ws.session.document.apply_edit("from elsewhere", Region(0, 0, 10, 10), 0)  # e.g. a plug-in
+    assert ws.save() is False  # nothing is written even when asked
+    # our marker says read-only, for a third window to show
+    markers = sorted(presence_folder(project.root).glob("*.json"))
+    assert len(markers) == 2 and any('"read_only": true' in m.read_text() for m in markers)
+    window.workspace.close_project()
+    assert np.array_equal(Project.open(project.root).read_mask("img00"), before)
+    close_child(child)
+    assert list(presence_folder(project.root).glob("*.json")) == []  # both withdrew
+
+
+def test_a_second_window_may_write_alongside(window, first_window) -> None:  # noqa: ANN001
+    project, child = first_window
+    window.workspace.ask_shared = lambda holders: "write"
+    assert window.open_project(project.root)
+    ws = window.workspace
+    assert not ws.read_only and window.commands["save"].isEnabled()
+    assert "read-only" not in window.windowTitle()
+    assert ws.session.document.apply_edit("mine", Region(0, 0, 10, 10), 0)
+    assert ws.save()
+    close_child(child)  # the first window closes cleanly and keeps our work
+    assert (Project.open(project.root).read_mask("img00")[:10, :10] == 0).all()
+
+
+def test_cancel_keeps_the_project_closed(window, first_window) -> None:  # noqa: ANN001
+    project, _child = first_window
+    window.workspace.ask_shared = lambda holders: "cancel"
+    assert window.open_project(project.root) is False
+    assert window.workspace.project is None
