@@ -23,6 +23,7 @@ from training_fixtures import TINY, epoch_record, make_tiny_project, masks_diges
 import segstudio.ui.resources as resources
 from segstudio.core.project import Project
 from segstudio.core.runs import list_runs, read_run
+from segstudio.core.saving import SaveOutcome, SaveResult
 from segstudio.engine.config import config_to_argv
 from segstudio.ui import dialogs
 from segstudio.ui.training.dashboard import Dashboard
@@ -200,7 +201,7 @@ def test_one_click_before_the_probe_answers_waits_for_the_device(qtbot, tmp_path
     launched: list[list[str]] = []
     controller._launch = lambda command, _headline: launched.append(command) or True  # noqa: SLF001
     saved: list[bool] = []
-    controller.set_project(project, lambda: saved.append(True) or True)
+    controller.set_project(project, lambda: saved.append(True) or SaveResult(SaveOutcome.SAVED))
     dock.panel.train_button.click()
     assert saved and not launched and "Checking" in dock.dashboard.headline.text()
     qtbot.waitUntil(lambda: bool(launched), timeout=240_000)  # the probe imports torch
