@@ -180,8 +180,9 @@ def agent_error(host: str, stderr: str, doing: str) -> RemoteError:
 
 
 def sync_project(project: Project, host: HostConfig, ssh: Ssh | None = None,
-                 plan: SyncPlan | None = None) -> SyncResult:
-    """Bring the host's mirror of `project` up to date; only changed files travel."""
+                 plan: SyncPlan | None = None, prune: bool = True) -> SyncResult:
+    """Bring the host's mirror of `project` up to date; only changed files travel. Without
+    `prune`, files no longer wanted stay (a run reading the mirror may still hold them)."""
     start = time.monotonic()
     ssh = ssh or Ssh(host.name)
     plan = plan or plan_mirror(project, host)
@@ -189,7 +190,7 @@ def sync_project(project: Project, host: HostConfig, ssh: Ssh | None = None,
     there = remote_state(ssh, host, mirror)
     wanted = {f.rel for f in plan.files}
     send = [f for f in plan.files if there.get(f.rel, {}).get("sha256") != f.sha256]
-    delete = sorted(rel for rel in there if rel not in wanted)
+    delete = sorted(rel for rel in there if rel not in wanted) if prune else []
     sent = 0
     if send or delete or plan.mapped:
         header = json.dumps({"files": [{"path": f.rel, "size": f.size, "sha256": f.sha256} for f in send],

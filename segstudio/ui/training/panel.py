@@ -28,6 +28,7 @@ from segstudio.ui.training.probe import DeviceReport
 from segstudio.ui.training.recipe import default_options, summary
 
 AUTO = "auto"
+THIS_COMPUTER = "This computer"
 
 
 def _combo(items: list[str] | tuple[str, ...], editable: bool = False) -> QComboBox:
@@ -172,16 +173,49 @@ class AdvancedOptions(QWidget):
         )
 
 
+class HostCombo(QComboBox):
+    """The "Run on" list; asks for a fresh hosts list each time it opens (hosts added with
+    `segstudio remote add` while the app runs show up)."""
+
+    about_to_open = Signal()
+
+    def showPopup(self) -> None:  # noqa: N802
+        self.about_to_open.emit()
+        super().showPopup()
+
+
 class TrainingPanel(QWidget):
     """Train / Stop and the recipe. Emits requests; the controller does the work."""
 
     train_requested = Signal(object)  # TrainConfig
     stop_requested = Signal()
+    run_on_changed = Signal(str)  # a host's name, "" for this computer
+    hosts_wanted = Signal()
+    reattach_requested = Signal()
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.device: DeviceReport | None = None
         self.counts: dict[str, int] = {"train": 0, "val": 0}
+        self.run_on = HostCombo()
+        self.run_on.addItem(THIS_COMPUTER, "")
+        self.run_on.setToolTip("Train here, or on a host added with 'segstudio remote add HOST' (over SSH); "
+                               "a run on a host goes on when this app closes")
+        self.run_on.currentIndexChanged.connect(self._on_run_on_current_index_changed)
+        self.run_on.about_to_open.connect(self.hosts_wanted)
+        self.detached_label = QLabel("")
+        self.detached_label.setWordWrap(True)
+        self.detached_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.reattach_button = QPushButton("Re-attach")
+        self.reattach_button.setToolTip("Follow the run on its host again: every epoch so far, then the new ones")
+        self.reattach_button.clicked.connect(self.reattach_requested)
+        self.detached = QFrame()
+        self.detached.setFrameShape(QFrame.Shape.StyledPanel)
+        detached = QHBoxLayout(self.detached)
+        detached.setContentsMargins(4, 4, 4, 4)
+        detached.addWidget(self.detached_label, 1)
+        detached.addWidget(self.reattach_button)
+        self.detached.setVisible(False)
         self.device_label = QLabel("Device: checking what this machine can train on...")
         self.device_label.setWordWrap(True)
         self.device_note = QLabel("")
@@ -212,8 +246,13 @@ class TrainingPanel(QWidget):
         buttons = QHBoxLayout()
         buttons.addWidget(self.train_button, 2)
         buttons.addWidget(self.stop_button, 1)
+        run_on = QHBoxLayout()
+        run_on.addWidget(QLabel("Run on:"))
+        run_on.addWidget(self.run_on, 1)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(6, 6, 6, 6)
+        layout.addLayout(run_on)
+        layout.addWidget(self.detached)
         layout.addWidget(self.device_label)
         layout.addWidget(self.device_note)
         layout.addWidget(self.data_label)
@@ -225,6 +264,44 @@ class TrainingPanel(QWidget):
         self._running = False
         self._has_project = False
         self._refresh()
+
+    # -- where ------------------------------------------------------------------------------
+    def set_hosts(self, names: list[str]) -> None:
+        """The registered hosts; the current choice stays when it is still one of them."""
+        current = self.host()
+        self.run_on.blockSignals(True)
+        while self.run_on.count() > 1:
+            self.run_on.removeItem(1)
+        for name in names:
+            self.run_on.addItem(f"{name} (SSH host)", name)
+        index = self.run_on.findData(current) if current else 0
+        self.run_on.setCurrentIndex(max(0, index))
+        self.run_on.blockSignals(False)
+        if current and index < 0:
+            self._on_run_on_current_index_changed(0)
+
+    def host(self) -> str | None:
+        """The chosen host, or None for this computer."""
+        return str(self.run_on.currentData() or "") or None
+
+    def set_host(self, name: str | None) -> None:
+        index = self.run_on.findData(name or "")
+        if index >= 0:
+            self.run_on.setCurrentIndex(index)
+
+    def _on_run_on_current_index_changed(self, _index: int) -> None:
+        self.device = None
+        host = self.host()
+        self.device_label.setText(f"Device: asking host {host} what it has..." if host
+                                  else "Device: checking what this machine can train on...")
+        self.device_note.setVisible(False)
+        self._refresh()
+        self.run_on_changed.emit(host or "")
+
+    def show_detached(self, text: str | None) -> None:
+        """A run going on on a host that this app does not follow (None: hide the offer)."""
+        self.detached_label.setText(text or "")
+        self.detached.setVisible(bool(text))
 
     # -- inputs -----------------------------------------------------------------------------
     def set_device(self, report: DeviceReport, choices: dict[str, Any] | None = None) -> None:
@@ -261,6 +338,8 @@ class TrainingPanel(QWidget):
 
     def options(self) -> TrainConfig:
         options = self.advanced.options() if self.advanced.isChecked() else self.default_options()
+        if self.host() and not self.advanced.isChecked() and self.device is not None and not self.device.gpu:
+            options = replace(options, device="cpu")  # the host has no GPU: its CPU, as the note says
         return replace(options, refresh_data=self.live_data.isChecked(),
                        init_from="auto" if self.from_active.isChecked() else "none")
 
@@ -289,3 +368,4 @@ class TrainingPanel(QWidget):
             prefix = "Custom settings" if self.advanced.isChecked() else "One click trains"
             self.recipe_label.setText(f"<b>{prefix}:</b> {summary(self.options())}.")
         self.train_button.setEnabled(self._has_project and train > 0 and not self._running)
+        self.run_on.setEnabled(not self._running)

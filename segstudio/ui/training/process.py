@@ -7,12 +7,18 @@ so that a worker that dies (killed, CUDA error, out of memory) can be explained.
 
 Stop is graceful first (SIGTERM: the trainer finishes its step, saves a checkpoint and
 reports `stopped`); asking again kills the process.
+
+A remote child (`segstudio train --host` / `runs attach`, `remote` set) forwards stops to
+the host, so a second Stop is a second SIGTERM (the host kills its trainer) rather than the
+end of the local child. When it ends without a final event the run goes on on the host: the
+final event is then `connection_lost` (never shown as a failure), with the run's id.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from collections import deque
 from collections.abc import Sequence
@@ -21,9 +27,12 @@ from typing import Any, cast
 
 from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Signal
 
+from segstudio.cli.remote_cmds import EXIT_LOST
 from segstudio.core.events_schema import FINAL_EVENTS, ErrorEvent, Event, WarningEvent, event_time
 
 STDERR_TAIL_LINES = 60
+CONNECTION_LOST = "connection_lost"  # the app's own final event: a remote child ended, the run did not
+_REMOTE_STARTED = re.compile(r"^run (\S+) started on (\S+);")  # train_on_host's line on stderr
 MAX_LINE_BYTES = 4 * 2**20  # a "line" longer than this is garbage, not an event
 
 
@@ -83,6 +92,9 @@ class TrainingProcess(QObject):
         self.command: list[str] = []
         self._state = "idle"
         self.nice = 10  # the UI process keeps priority on a shared CPU
+        self.remote = False  # the child follows a run on a host (set before start)
+        self.remote_run_id: str | None = None  # that run, once known (launch line or run_started)
+        self.lost_message = ""  # the child's own words when the connection went
 
     # -- state ------------------------------------------------------------------------------
     @property
@@ -164,6 +176,8 @@ class TrainingProcess(QObject):
         self.final_event = None
         self.last_checkpoint = None
         self.run_dir = None
+        self.lost_message = ""
+        self.remote_run_id = None  # an attach knows it already and sets it after start()
         self.stderr_tail.clear()
         self._stdout, self._stderr = LineSplitter(), LineSplitter()
         cli = self.command[1:3] == ["-m", "segstudio"] and self.command[0] == sys.executable
@@ -196,7 +210,7 @@ class TrainingProcess(QObject):
             return "idle"
         if self._state == "running":
             self._set_state("stopping")
-            if sys.platform == "win32":
+            if sys.platform == "win32" and not self.remote:
                 # QProcess.terminate posts WM_CLOSE, which a console child ignores: killing is
                 # the only stop there; the last periodic checkpoint is kept.
                 self._process.kill()
@@ -204,6 +218,10 @@ class TrainingProcess(QObject):
                 return "killed"
             self._process.terminate()
             return "stopping"
+        if self._state == "stopping" and self.remote:
+            self._set_state("killing")
+            self._process.terminate()  # the child's second signal: it kills the trainer on the host
+            return "killed"
         self._set_state("killing")
         self._process.kill()
         return "killed"
@@ -240,12 +258,21 @@ class TrainingProcess(QObject):
         if self._process is None:
             return
         for line in self._stderr.feed(bytes(self._process.readAllStandardError().data())):
-            self.stderr_tail.append(line.decode("utf-8", errors="replace").rstrip())
+            self._keep_stderr(line)
+
+    def _keep_stderr(self, line: bytes) -> None:
+        text = line.decode("utf-8", errors="replace").rstrip()
+        self.stderr_tail.append(text)
+        started = _REMOTE_STARTED.match(text) if self.remote else None
+        if started:
+            self.remote_run_id = started.group(1)
 
     def _dispatch(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind == "run_started":
             self.run_dir = event.get("run_dir")
+            if self.remote and self.run_dir and not self.remote_run_id:
+                self.remote_run_id = Path(str(self.run_dir)).name
             # A resumed run already has the checkpoint it started from.
             kept = Path(str(self.run_dir)) / "checkpoints" / "last.safetensors"
             if self.run_dir and kept.is_file():
@@ -254,6 +281,8 @@ class TrainingProcess(QObject):
             self.last_checkpoint = event.get("path")
         elif kind == "stopped":
             self.last_checkpoint = event.get("checkpoint") or self.last_checkpoint
+        elif kind == "warning" and self.remote and "lost the connection" in str(event.get("message")):
+            self.lost_message = str(event.get("message"))
         if kind in FINAL_EVENTS and self.final_event is None:
             self.final_event = event
         self.event_received.emit(event)
@@ -275,9 +304,14 @@ class TrainingProcess(QObject):
         for line in self._stdout.flush():
             self._dispatch(parse_event_line(line))
         for line in self._stderr.flush():
-            self.stderr_tail.append(line.decode("utf-8", errors="replace").rstrip())
+            self._keep_stderr(line)
         if self.final_event is not None:
             final = dict(self.final_event)
+        elif self.remote and self.remote_run_id:
+            # Killed, crashed or out of retries (EXIT_LOST): only the link ended; the run goes on.
+            final = {"event": CONNECTION_LOST, "time": event_time(), "run_id": self.remote_run_id,
+                     "message": self.lost_message or self._death_message(exit_code, exit_status),
+                     "lost": exit_code == EXIT_LOST}
         else:
             final = dict(ErrorEvent(event="error", time=event_time(), died=True,
                                     message=self._death_message(exit_code, exit_status)))
@@ -287,6 +321,9 @@ class TrainingProcess(QObject):
 
     def _death_message(self, exit_code: int, exit_status: QProcess.ExitStatus) -> str:
         crashed = exit_status == QProcess.ExitStatus.CrashExit
+        said = [line[len("error: "):] for line in self.stderr_tail if line.startswith("error: ")]
+        if self.remote and said and not crashed:  # the host check or the launch refused: its own words
+            return said[-1] + "\nYour annotations are not affected."
         if self._state == "killing":
             what = "The training process was killed on request."
         elif crashed:

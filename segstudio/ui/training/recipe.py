@@ -37,10 +37,18 @@ def default_options(device: DeviceReport, train_images: int) -> TrainConfig:
                        min_epoch_steps=recipe.min_epoch_steps, val_share=recipe.val_share)
 
 
-def train_command(project_root: Path, config: TrainConfig) -> list[str]:
-    """The full child command line: this Python, `-m segstudio train PROJECT --events jsonl ...`."""
+def train_command(project_root: Path, config: TrainConfig, host: str | None = None) -> list[str]:
+    """The full child command line: this Python, `-m segstudio train PROJECT --events jsonl ...`;
+    with `host`, `--host HOST` too: the child syncs, starts the run there and streams its events."""
     root = str(Path(project_root).resolve())
-    return [sys.executable, "-m", "segstudio", "train", root, "--events", "jsonl", *config_to_argv(config)]
+    where = ["--host", host] if host else []
+    return [sys.executable, "-m", "segstudio", "train", root, "--events", "jsonl", *where, *config_to_argv(config)]
+
+
+def attach_command(project_root: Path, run_id: str) -> list[str]:
+    """Re-attach to a run on a host: every event received so far, then the new ones as they come."""
+    return [sys.executable, "-m", "segstudio", "runs", "attach", str(Path(project_root).resolve()), run_id,
+            "--events", "jsonl", "--replay"]
 
 
 def resume_command(project_root: Path, run_id: str, device: str = "auto", epochs: int | None = None) -> list[str]:

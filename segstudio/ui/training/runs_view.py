@@ -1,9 +1,11 @@
 """The project's runs history: a table of runs; for the selected runs (one, or several to
 compare) their curves, per-class IoU side by side, settings and data snapshots; resume a
-stopped run; make a run's best model the project's active model."""
+stopped run; make a run's best model the project's active model; re-attach to a run going on
+on a host (runs/<id>/remote.json) that this app no longer follows."""
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,13 +38,30 @@ from segstudio.ui.training.plots import (
     worst_first,
 )
 
-COLUMNS = ("run", "model", "status", "epochs", "best mIoU", "images (train/val)", "device", "started")
+COLUMNS = ("run", "model", "status", "epochs", "best mIoU", "images (train/val)", "device", "ran on", "started")
+HERE = "this computer"
 SETTINGS_SHOWN = ("arch", "encoder", "pretrained", "epochs", "batch_size", "crop_size", "lr", "schedule", "loss",
                   "augment", "class_weights", "amp", "device", "patience", "seed")
 
 
+def run_host(run_dir: Path) -> str | None:
+    """The host a run ran on (its remote.json, written when it was launched there), else None."""
+    try:
+        data = json.loads((Path(run_dir) / "remote.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    host = data.get("host") if isinstance(data, dict) else None
+    return str(host) if host else None
+
+
+def is_detached(run: RunInfo) -> bool:
+    """A run on a host with no final event here yet: it may be going on there, unfollowed."""
+    return not run.outcome and run_host(run.run_dir) is not None
+
+
 class RunsView(QWidget):
     resume_requested = Signal(str)  # run id
+    reattach_requested = Signal(str)  # run id
     message = Signal(str)
 
     def __init__(self, parent: QWidget | None = None) -> None:
@@ -68,6 +87,9 @@ class RunsView(QWidget):
         self.active_button = QPushButton("Make active model")
         self.active_button.setToolTip("Use this run's best model to pre-label images")
         self.folder_button = QPushButton("Open folder")
+        self.reattach_button = QPushButton("Re-attach")
+        self.reattach_button.setToolTip("Follow the selected run on its host again (it went on there)")
+        self.reattach_button.clicked.connect(self._on_reattach_clicked)
         self.refresh_button.clicked.connect(self.refresh)
         self.resume_button.clicked.connect(self._on_resume_clicked)
         self.active_button.clicked.connect(self._on_active_clicked)
@@ -75,7 +97,8 @@ class RunsView(QWidget):
         self.hint = QLabel("Select a run to see it; select two (Ctrl+click) to compare them.")
         self.hint.setWordWrap(True)
         buttons = QHBoxLayout()
-        for button in (self.refresh_button, self.resume_button, self.active_button, self.folder_button):
+        for button in (self.refresh_button, self.resume_button, self.reattach_button, self.active_button,
+                       self.folder_button):
             buttons.addWidget(button)
         buttons.addStretch(1)
 
@@ -130,6 +153,8 @@ class RunsView(QWidget):
             texts = self._row(run)
             if run.run_id == self.running_id:
                 texts[2] = "running"
+            elif is_detached(run):
+                texts[2] = "going on there (re-attach)"
             for column, text in enumerate(texts):
                 item = QTableWidgetItem(text)
                 if active is not None and run.model_dir is not None and _same(run.model_dir, active):
@@ -155,6 +180,7 @@ class RunsView(QWidget):
             f"{run.completed_epochs}/{planned}" if planned else str(run.completed_epochs),
             f"{best['miou']:.3f}" if best else "n/a", images,
             str(started.get("device") or run.config.get("device") or ""),
+            run_host(run.run_dir) or HERE,
             time.strftime("%Y-%m-%d %H:%M", time.localtime(run.created)) if run.created else "",
         ]
 
@@ -170,6 +196,10 @@ class RunsView(QWidget):
             if run.run_id in run_ids:
                 self.table.selectRow(row)
         self.table.setSelectionMode(mode)
+
+    def detached_runs(self) -> list[RunInfo]:
+        """Runs on hosts this app does not follow (newest first), the running one aside."""
+        return [run for run in self.runs if run.run_id != self.running_id and is_detached(run)]
 
     def set_busy(self, busy: bool) -> None:
         self.busy = busy
@@ -188,6 +218,7 @@ class RunsView(QWidget):
         one = runs[0] if len(runs) == 1 else None
         self.resume_button.setEnabled(bool(one and one.resumable and one.status != "finished" and not self.busy))
         self.active_button.setEnabled(bool(one and one.model_dir is not None))
+        self.reattach_button.setEnabled(bool(one and not self.busy and is_detached(one)))
         self.folder_button.setEnabled(one is not None)
 
     def _show_curves(self, runs: list[RunInfo]) -> None:
@@ -233,7 +264,7 @@ class RunsView(QWidget):
         table.setColumnCount(len(runs))
         table.setHorizontalHeaderLabels([run.run_id for run in runs])
         keys = list(SETTINGS_SHOWN) + ["train images", "val images", "validation", "device used", "precision",
-                                       "status", "best epoch", "model"]
+                                       "ran on", "status", "best epoch", "model"]
         table.setRowCount(len(keys))
         table.setVerticalHeaderLabels(keys)
         bold = QFont(self.font())
@@ -254,6 +285,11 @@ class RunsView(QWidget):
         runs = self.selected_runs()
         if len(runs) == 1:
             self.resume_requested.emit(runs[0].run_id)
+
+    def _on_reattach_clicked(self) -> None:
+        runs = self.selected_runs()
+        if len(runs) == 1:
+            self.reattach_requested.emit(runs[0].run_id)
 
     def _on_active_clicked(self) -> None:
         runs = self.selected_runs()
@@ -282,6 +318,7 @@ def _settings_values(run: RunInfo) -> dict[str, str]:
     best = run.best
     values["best epoch"] = f"{best.get('epoch')} (mIoU {best['miou']:.3f})" if best else "n/a"
     values["model"] = str(run.model_dir) if run.model_dir else "none yet"
+    values["ran on"] = run_host(run.run_dir) or HERE
     return values
 
 
