@@ -163,7 +163,7 @@ def corrupt_files(root: Path) -> list[str]:
         assert isinstance(data.get("images"), list)
     except (OSError, ValueError, AssertionError):
         bad.append("project.json")
-    pngs = list((root / "masks").glob("*.png")) + list((root / RECOVERY_DIR).glob("*.png"))
+    pngs = list((root / "masks").glob("*.png")) + list((root / RECOVERY_DIR).rglob("*.png"))
     for path in pngs:
         if is_temp_name(path.name):
             continue
@@ -171,8 +171,7 @@ def corrupt_files(root: Path) -> list[str]:
             imageio.read_mask_array(path)
         except Exception:  # noqa: BLE001 - any failure to decode is corruption here
             bad.append(str(path.relative_to(root)))
-    journal = root / RECOVERY_DIR / JOURNAL_NAME
-    if journal.exists():
+    for journal in (root / RECOVERY_DIR).rglob(JOURNAL_NAME):  # one per app process
         try:
             json.loads(journal.read_text(encoding="utf-8"))["entries"]
         except (OSError, ValueError, KeyError, TypeError):

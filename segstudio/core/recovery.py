@@ -1,9 +1,11 @@
 """Crash-recovery journal: unsaved masks copied to PROJECT/.recovery every few seconds.
 
 The editor writes a dirty mask here (atomically, with a small JSON journal naming it)
-long before the user saves; a clean save removes the entry. If the app is killed, the
-next start finds the entries that still differ from the saved masks and offers them back.
-Qt-free, so the journal is tested without a window and a crash test can read it.
+long before the user saves; a clean save removes the entry. Each app process has its own
+journal, .recovery/<host>-<pid>/ (owner.json says whose), so two windows writing one project
+never drop each other's entries. If an app is killed, the next start collects the journals
+of processes that are gone (core/recovery_offer.py) and offers back the entries that still
+differ from the saved masks. Qt-free, so it is tested without a window.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import os
 import re
 import threading
 import time
@@ -23,12 +26,52 @@ import numpy as np
 from segstudio.core import imageio
 from segstudio.core.atomic import atomic_write_bytes, atomic_write_json, clean_stray_temps
 from segstudio.core.errors import MaskError, ProjectError, SegstudioError
+from segstudio.core.locking import host_name
 from segstudio.core.project import Project
 from segstudio.core.vocabulary import UNEDITED_STATUSES
 
 RECOVERY_DIR = ".recovery"
 JOURNAL_NAME = "journal.json"
+OWNER_NAME = "owner.json"
 JOURNAL_VERSION = 1
+
+
+@dataclass(frozen=True)
+class JournalOwner:
+    """The app process a journal belongs to (its folder is named after it)."""
+
+    host: str
+    pid: int
+
+    @classmethod
+    def current(cls) -> JournalOwner:
+        return cls(host_name(), os.getpid())
+
+    @property
+    def folder_name(self) -> str:
+        safe_host = re.sub(r"[^A-Za-z0-9._-]+", "_", self.host)[:80] or "host"
+        return f"{safe_host}-{self.pid}"
+
+    def is_current_process(self) -> bool:
+        return self == JournalOwner.current()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"host": self.host, "pid": self.pid}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> JournalOwner | None:
+        try:
+            return cls(str(data["host"]), int(data["pid"]))
+        except (KeyError, TypeError, ValueError, AttributeError):
+            return None
+
+    @classmethod
+    def read(cls, folder: Path) -> JournalOwner | None:
+        """The owner recorded in a journal folder; None when missing or unreadable."""
+        try:
+            return cls.from_dict(json.loads((folder / OWNER_NAME).read_text(encoding="utf-8")))
+        except (OSError, ValueError):
+            return None
 
 
 @dataclass(frozen=True)
@@ -86,13 +129,19 @@ def _file_name(image_id: str) -> str:
 
 
 class RecoveryJournal:
-    """The journal of one project folder. Writes are serialised by a lock, because the
-    editor journals big masks from a worker thread while small ones go from the UI thread."""
+    """One process's journal in a project folder (this process's unless `owner` is given).
+    Writes are serialised by a lock, because the editor journals big masks from a worker
+    thread while small ones go from the UI thread. `legacy` opens the single journal that
+    older versions kept directly in .recovery/ (read, restored and cleared; never written)."""
 
-    def __init__(self, project_root: str | Path) -> None:
-        self.folder = Path(project_root) / RECOVERY_DIR
+    def __init__(self, project_root: str | Path, owner: JournalOwner | None = None,
+                 legacy: bool = False) -> None:
+        self.root = Path(project_root) / RECOVERY_DIR
+        self.owner = None if legacy else (owner or JournalOwner.current())
+        self.folder = self.root if self.owner is None else self.root / self.owner.folder_name
         self._lock = threading.RLock()
         self._entries: dict[str, JournalEntry] = self._read_entries()
+        self._owner_written = False
         clean_stray_temps(self.folder)  # half-written journal files of a killed app; never read
 
     @property
@@ -115,6 +164,7 @@ class RecoveryJournal:
         if not self._entries:
             with contextlib.suppress(FileNotFoundError):
                 self.journal_path.unlink()
+            self._remove_folder()
             return
         atomic_write_json(
             self.journal_path,
@@ -134,11 +184,16 @@ class RecoveryJournal:
 
     def record(self, image_id: str, mask: np.ndarray, revision: int, status: str,
                project: Project) -> JournalEntry:
-        """Journal an unsaved mask: the PNG first, then the journal that names it."""
+        """Journal an unsaved mask: the owner first, the PNG next, then the journal naming it."""
+        if self.owner is None:
+            raise ProjectError("the old single recovery journal is only read back, never written")
         entry = JournalEntry(image_id, _file_name(image_id), revision, status, time.time())
         data = imageio.encode_mask_png(mask, project.classes)
         try:
             with self._lock:
+                if not self._owner_written or not (self.folder / OWNER_NAME).is_file():
+                    atomic_write_json(self.folder / OWNER_NAME, self.owner.to_dict())
+                    self._owner_written = True
                 atomic_write_bytes(self.folder / entry.file, data)
                 previous = self._entries.get(image_id)
                 self._entries[image_id] = entry
@@ -167,6 +222,8 @@ class RecoveryJournal:
             with contextlib.suppress(OSError):
                 self._write_journal()
                 (self.folder / entry.file).unlink()
+            if not self._entries:
+                self._remove_folder()  # the PNG was still there when the journal went
 
     def clear(self) -> None:
         """Remove every entry and the journal folder's files."""
@@ -175,8 +232,18 @@ class RecoveryJournal:
                 self.discard(image_id)
             with contextlib.suppress(OSError):
                 self.journal_path.unlink()
+            self._remove_folder()
+
+    def _remove_folder(self) -> None:
+        """Once empty: the owner file, this journal's folder and .recovery itself (each only if
+        nothing else is in it: another process's journal, or an entry being written)."""
+        if self.owner is not None:
             with contextlib.suppress(OSError):
-                self.folder.rmdir()
+                (self.folder / OWNER_NAME).unlink()
+            self._owner_written = False
+        for folder in (self.folder, self.root):
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
     # -- reading back -------------------------------------------------------------------------
     def pending(self, project: Project) -> list[RecoveredMask]:
@@ -209,20 +276,27 @@ class RecoveryJournal:
 
     def restore(self, project: Project, image_ids: list[str] | None = None) -> RecoveryReport:
         """Write the recovered masks into the project (atomically) and clear the journal."""
-        restored, skipped = [], []
-        wanted = None if image_ids is None else set(image_ids)
-        for item in self.pending(project):
-            if wanted is not None and item.entry.image_id not in wanted:
-                continue
-            record = project.image(item.entry.image_id)
-            # A recovered mask was being edited, so an unedited status becomes work in progress.
-            status = item.entry.status if item.entry.status not in UNEDITED_STATUSES else "in_progress"
-            try:
-                project.write_mask(record, item.mask, status=status, save_manifest=False)
-                restored.append(record.id)
-            except (MaskError, ProjectError, OSError):
-                skipped.append(record.id)
-        if restored:
-            project.save()
+        report = restore_masks(project, self.pending(project), image_ids)
         self.clear()
-        return RecoveryReport(tuple(restored), tuple(skipped))
+        return report
+
+
+def restore_masks(project: Project, found: list[RecoveredMask],
+                  image_ids: list[str] | None = None) -> RecoveryReport:
+    """Write recovered masks (those of `image_ids`, or all) into the project atomically."""
+    restored, skipped = [], []
+    wanted = None if image_ids is None else set(image_ids)
+    for item in found:
+        if wanted is not None and item.entry.image_id not in wanted:
+            continue
+        record = project.image(item.entry.image_id)
+        # A recovered mask was being edited, so an unedited status becomes work in progress.
+        status = item.entry.status if item.entry.status not in UNEDITED_STATUSES else "in_progress"
+        try:
+            project.write_mask(record, item.mask, status=status, save_manifest=False)
+            restored.append(record.id)
+        except (MaskError, ProjectError, OSError):
+            skipped.append(record.id)
+    if restored:
+        project.save()
+    return RecoveryReport(tuple(restored), tuple(skipped))

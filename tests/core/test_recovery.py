@@ -44,7 +44,7 @@ def test_record_survives_reopen_and_is_offered(project: Project) -> None:
     assert set(pending) == {"a", "c d"}
     assert np.array_equal(pending["a"].mask, mask)
     assert pending["a"].entry.revision == 4
-    data = json.loads((project.root / RECOVERY_DIR / "journal.json").read_text())
+    data = json.loads(reopened.journal_path.read_text())
     assert {e["image_id"] for e in data["entries"]} == {"a", "c d"}
 
 

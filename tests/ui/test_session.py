@@ -189,7 +189,7 @@ def test_autosave_writes_soon_after_the_last_edit(qtbot, make_project) -> None:
     session.open_image("img04")
     paint(session, 2)
     painted = np.array(session.document.mask)
-    journal_file = project.root / ".recovery" / "journal.json"
+    journal_file = RecoveryJournal(project.root).journal_path
     qtbot.waitUntil(journal_file.is_file, timeout=3000)
     qtbot.waitUntil(lambda: not session.has_unsaved(), timeout=3000)
     assert np.array_equal(Project.open(project.root).read_mask("img04"), painted)

@@ -19,6 +19,7 @@ from segstudio.core.errors import MaskError, SegstudioError
 from segstudio.core.presence import Presence
 from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveredMask, RecoveryJournal
+from segstudio.core.recovery_offer import LeftoverWork
 from segstudio.core.runs import active_model, set_active_model
 from segstudio.ui import dialogs
 from segstudio.ui.project import dialogs as project_dialogs
@@ -150,13 +151,13 @@ class Workspace(QObject):
         if answer == dialogs.SHARED_CANCEL:
             self.show_welcome()
             return False
-        journal = RecoveryJournal(project.root)
-        if not holders:  # a live window's journal is its own, not a crash's leftovers
-            self._offer_recovery(project, journal)
+        if answer != dialogs.SHARED_READ_ONLY:  # gone apps' journals only, never a live one's
+            self._offer_recovery(project, LeftoverWork(project.root))
+        journal = RecoveryJournal(project.root)  # this process's own, read after the offer
         self._attach(project, journal, read_only=answer == dialogs.SHARED_READ_ONLY)
         return True
 
-    def _offer_recovery(self, project: Project, journal: RecoveryJournal) -> None:
+    def _offer_recovery(self, project: Project, journal: LeftoverWork) -> None:
         found = journal.pending(project)
         if not found:
             journal.clear()
