@@ -276,9 +276,9 @@ def test_train_on_a_host_from_the_panel_drop_reattach_and_the_live_loop(qtbot, t
     project.write_mask(extra, np.ones((64, 80), np.uint8), status="labeled")
     controller.refresh_data_soon()  # what the window does on the workspace's mask_saved
     mirror_mask = Path(record.mirror) / "masks" / f"{extra.id}.png"
-    qtbot.waitUntil(lambda: mirror_mask.is_file() and _sha(mirror_mask) == _sha(project.mask_path(extra)),
-                    timeout=60_000)
-    assert controller.mirror_sync.results and controller.mirror_sync.results[-1].files_sent >= 2
+    qtbot.waitUntil(lambda: bool(controller.mirror_sync.results), timeout=60_000)
+    assert _sha(mirror_mask) == _sha(project.mask_path(extra))
+    assert controller.mirror_sync.results[-1].files_sent == 3  # its image, its mask, the manifest
 
     # The lid closes: the local child dies; the run goes on on the host.
     with qtbot.waitSignal(controller.run_ended, timeout=60_000) as ended:
