@@ -29,6 +29,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.core import display
+from segstudio.core.errors import ProjectError
 from segstudio.core.project import SPLITS, STATUSES, Project
 from segstudio.ui.project.thumbnails import ThumbnailCache
 
@@ -229,10 +231,20 @@ class DatasetDock(QDockWidget):
 
     def set_project(self, project: Project | None) -> None:
         self.thumbnails.clear()
+        try:  # thumbnails look like the canvas: through the project's display mapping
+            mapping = None if project is None else display.mapping_of(project.settings)
+        except ProjectError:
+            mapping = None  # malformed: the canvas says so when it opens an image
+        self.thumbnails.set_mapping(mapping)
         self._current_id = None
         self.model = None if project is None else DatasetModel(project, self.thumbnails)
         self.proxy.setSourceModel(self.model)
         self.update_counts()
+
+    def set_mapping(self, mapping: display.DisplayMapping | None) -> None:
+        """The display mapping changed: thumbnails are rendered through it anew."""
+        self.thumbnails.set_mapping(mapping)
+        self.view.viewport().update()  # rows ask for their thumbnails again as they paint
 
     def reload(self) -> None:
         """Rebuild the rows after another program added or removed images (thumbnails,

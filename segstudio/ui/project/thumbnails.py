@@ -41,6 +41,8 @@ class ThumbnailCache(QObject):
         super().__init__(parent)
         self.size = size
         self._pixmaps: dict[str, QPixmap] = {}
+        # Shown while a thumbnail is re-rendered for a new display mapping: no blank flash.
+        self._stale: dict[str, QPixmap] = {}
         self._pending: set[str] = set()
         self._failed: set[str] = set()
         self._jobs: dict[str, Job[QImage]] = {}
@@ -52,21 +54,24 @@ class ThumbnailCache(QObject):
         self.mapping: display.DisplayMapping | None = None  # the project's, when it has one
 
     def set_mapping(self, mapping: display.DisplayMapping | None) -> None:
-        """Render new thumbnails through `mapping` (None: as photos); drops the cached ones."""
+        """Render thumbnails through `mapping` (None: as photos) from now on; the ones made
+        before stay on show until their new rendering arrives."""
         if mapping != self.mapping:
+            stale = {**self._stale, **self._pixmaps}
             self.mapping = mapping
             self.clear()
+            self._stale = stale
 
     def get(self, image_id: str, path: Path) -> QPixmap | None:
         pixmap = self._pixmaps.get(image_id)
         if pixmap is not None or image_id in self._pending or image_id in self._failed:
-            return pixmap
+            return pixmap if pixmap is not None else self._stale.get(image_id)
         self._pending.add(image_id)
         self._jobs[image_id] = run_in_background(partial(make_thumbnail, path, QSize(self.size), mapping=self.mapping),
                           partial(self._on_job_done, self._generation, image_id),
                           partial(self._on_job_failed, self._generation, image_id),
                           pool=self._pool, owner=self)
-        return None
+        return self._stale.get(image_id)
 
     def failed(self, image_id: str) -> bool:
         return image_id in self._failed
@@ -77,6 +82,7 @@ class ThumbnailCache(QObject):
         self._pending.discard(image_id)
         self._jobs.pop(image_id, None)
         self._pixmaps[image_id] = QPixmap.fromImage(image)
+        self._stale.pop(image_id, None)
         self.ready.emit(image_id)
 
     def _on_job_failed(self, generation: int, image_id: str, _exc: BaseException) -> None:
@@ -84,6 +90,7 @@ class ThumbnailCache(QObject):
             return
         self._pending.discard(image_id)
         self._jobs.pop(image_id, None)
+        self._stale.pop(image_id, None)
         self._failed.add(image_id)  # the row shows a placeholder; the list says why elsewhere
         self.ready.emit(image_id)
 
@@ -94,6 +101,7 @@ class ThumbnailCache(QObject):
         self._jobs.clear()
         self._generation += 1
         self._pixmaps.clear()
+        self._stale.clear()
         self._pending.clear()
         self._failed.clear()
 
