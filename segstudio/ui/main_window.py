@@ -18,6 +18,7 @@ from segstudio.ui.actions import Actions
 from segstudio.ui.annotate import assist_controller
 from segstudio.ui.annotate.canvas import Canvas
 from segstudio.ui.annotate.classes_dock import ClassesDock
+from segstudio.ui.annotate.display_dock import DisplayDock
 from segstudio.ui.annotate.tool_bar import ToolBar
 from segstudio.ui.features import CloseGuard, FeatureContext
 from segstudio.ui.project.dataset_dock import DatasetDock
@@ -56,6 +57,11 @@ class MainWindow(QMainWindow):
         self.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dataset_dock)
         self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.classes_dock)
         self.workspace = Workspace(self)
+        # below the classes; shows itself for projects with a channel table (not for photos)
+        self.display_dock = DisplayDock(self.workspace, self.canvas, self.dataset_dock, self)
+        self.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.display_dock)
+        self.splitDockWidget(self.classes_dock, self.display_dock, Qt.Orientation.Vertical)
+        self.display_dock.message.connect(self.status.show_note)
         self.view_memory = ViewMemory(self.settings, self.workspace, self.canvas, self.tool_bar,
                                       self.classes_dock, self)
         self._close_guards: list[CloseGuard] = []
@@ -71,6 +77,7 @@ class MainWindow(QMainWindow):
         self.assist = assist_controller.install(features, self.commands, self.tool_bar, self.settings)
         self._default_layout_pending = True
         self._restore_layout()
+        self.display_dock.hide()  # until a project with a channel table opens
         self.workspace.project_changed.connect(self._on_workspace_project_changed)
         self._on_workspace_project_changed(None)
         self.workspace.show_welcome()

@@ -193,6 +193,24 @@ class Canvas(QGraphicsView):
         self.zoom_fit()
         self.viewport().update()
 
+    def set_image(self, image_rgb: np.ndarray) -> None:
+        """Show new pixels for the open document (the display mapping changed), keeping the
+        mask, the zoom and pan, the tool's state and the extra layers."""
+        if self._doc is None:
+            return
+        image = np.asarray(image_rgb)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            image = to_rgb8(image)
+        if image.shape[:2] != self._doc.shape:
+            raise MaskError(
+                f"the new pixels are {image.shape[1]}x{image.shape[0]} but the image is "
+                f"{self._doc.shape[1]}x{self._doc.shape[0]}; they must match"
+            )
+        self._image = image
+        self._image_layer = ImageLayer(image)
+        self._image_layer.set_levels(*self._levels)
+        self.viewport().update()
+
     def set_tool(self, name: str) -> None:
         if name not in self._tools:
             raise ValueError(f"unknown tool '{name}'; tools are {', '.join(self._tools)}")

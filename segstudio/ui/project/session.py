@@ -168,6 +168,15 @@ class EditingSession(QObject):
             evicted.document.remove_listener(evicted.listener)
         self.image_opened.emit(image_id)
 
+    def redisplay(self, current: np.ndarray | None = None) -> None:
+        """The display mapping changed: the current image's pixels become `current` (or are
+        re-read); the other open images are re-read when next shown."""
+        for entry in self._cache:
+            if entry.image_id != self._cache.current:
+                entry.image = None
+            elif entry.image is not None:
+                entry.image = current if current is not None else self.project.read_image(entry.image_id)
+
     def close_all(self) -> SaveResult:
         """Save everything and forget all documents; nothing is forgotten unless all saved."""
         result = self.store.save_all()
