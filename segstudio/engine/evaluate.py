@@ -11,19 +11,23 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import cv2
 import numpy as np
 import torch
 from torch import nn
 
+from segstudio.core import channels, display
+from segstudio.core.errors import ProjectError
 from segstudio.core.imageio import write_rgb_png
 from segstudio.engine.data import ClassMapping
 from segstudio.engine.inference import TorchForward, autocast, canvas_scores, forward_logits
 from segstudio.engine.inference_settings import InferenceSettings
 from segstudio.engine.metrics import ConfusionMatrix, SegMetrics
 
-__all__ = ["EvalResult", "autocast", "evaluate", "forward_logits", "preview_strip", "write_previews"]
+__all__ = ["EvalResult", "autocast", "evaluate", "forward_logits", "preview_display", "preview_strip",
+           "write_previews"]
 
 
 @dataclass(frozen=True)
@@ -95,14 +99,37 @@ def _panel(rgb: np.ndarray, height: int) -> np.ndarray:
     return cv2.resize(rgb, (width, height), interpolation=cv2.INTER_NEAREST)
 
 
+def preview_display(settings: dict[str, Any]) -> display.DisplayMapping | None:
+    """The project's display mapping re-indexed onto the bands a model sees (the bands of a
+    preview sample), so previews look like the canvas; None for photo projects. When it shows
+    a band the model does not see, the model's first bands with the project's limits."""
+    try:
+        mapping, table = display.mapping_of(settings), channels.table_of(settings)
+    except ProjectError:
+        return None  # a malformed setting: previews fall back to a plain stretch
+    if mapping is None or table is None or len(mapping.limits) != table.count:
+        return None
+    bands = table.model_indices
+    limits = tuple(mapping.limits[b] for b in bands)
+    position = {band: index for index, band in enumerate(bands)}
+    if not all(band in position for band in mapping.shown):
+        return display.DisplayMapping.default(limits)
+    return display.DisplayMapping(mapping.mode, tuple(position.get(b, 0) for b in mapping.rgb),  # type: ignore[arg-type]
+                                  position.get(mapping.grey, 0), limits)
+
+
 def preview_strip(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray,
-                  mapping: ClassMapping, height: int = 240) -> np.ndarray:
-    """image | truth | prediction side by side, in class colours (ignore black)."""
+                  mapping: ClassMapping, height: int = 240,
+                  shown: display.DisplayMapping | None = None) -> np.ndarray:
+    """image | truth | prediction side by side, in class colours (ignore black); the image
+    through `shown` (see preview_display) when given."""
     lut = mapping.color_lut()
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+    if shown is not None:
+        image = display.render(image, shown)
+    elif image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
         from segstudio.core.imageio import to_rgb8
 
-        image = to_rgb8(image)  # raw bands: their first three, stretched (the model's view)
+        image = to_rgb8(image)  # no display mapping: the first three bands, stretched
     height = min(height, image.shape[0])
     gap = np.full((height, 4, 3), 255, dtype=np.uint8)
     panels = [_panel(image, height), gap, _panel(lut[truth], height), gap, _panel(lut[prediction], height)]
@@ -112,8 +139,11 @@ def preview_strip(image: np.ndarray, truth: np.ndarray, prediction: np.ndarray,
 @torch.no_grad()
 def write_previews(model: nn.Module, samples: Sequence[tuple[np.ndarray, np.ndarray]], divisor: int,
                    folder: Path, prefix: str, mapping: ClassMapping, device: torch.device, *,
-                   amp: str, mean: Sequence[float], std: Sequence[float], channels_last: bool) -> list[str]:
-    """Predict each (image, model-id mask) sample alone and write its strip; returns the paths."""
+                   amp: str, mean: Sequence[float], std: Sequence[float], channels_last: bool,
+                   shown: display.DisplayMapping | None = None) -> list[str]:
+    """Predict each (image, model-id mask) sample alone and write its strip, the image shown
+    through `shown` (the project's mapping over the sample's bands, preview_display); returns
+    the paths."""
     from segstudio.engine.augment import pad_to_multiple
 
     was_training = model.training
@@ -127,7 +157,7 @@ def write_previews(model: nn.Module, samples: Sequence[tuple[np.ndarray, np.ndar
         h, w = mask.shape
         prediction = logits.argmax(dim=1)[0, :h, :w].to(torch.uint8).cpu().numpy()
         path = folder / f"{prefix}_{index}.png"
-        write_rgb_png(path, preview_strip(image, mask, prediction, mapping))
+        write_rgb_png(path, preview_strip(image, mask, prediction, mapping, shown=shown))
         paths.append(str(path))
     model.train(was_training)
     return paths

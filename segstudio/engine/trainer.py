@@ -28,7 +28,7 @@ from segstudio.engine.checkpoint import BestTracker
 from segstudio.engine.config import TrainConfig
 from segstudio.engine.data import TrainData
 from segstudio.engine.device import DistContext, device_name, peak_memory_mb, reset_peak_memory
-from segstudio.engine.evaluate import EvalResult, evaluate, write_previews
+from segstudio.engine.evaluate import EvalResult, evaluate, preview_display, write_previews
 from segstudio.engine.events import EventHandler, Throttle, make_event
 from segstudio.engine.run_setup import (
     RunDir,
@@ -298,7 +298,8 @@ class _Training:
             paths = write_previews(
                 setup.model, list(setup.preview_samples), setup.divisor, run.path / "previews",
                 f"epoch{epoch + 1:03d}", self.data.mapping, setup.device, amp=setup.amp,
-                mean=setup.mean, std=setup.std, channels_last=bool(setup.config.channels_last))
+                mean=setup.mean, std=setup.std, channels_last=bool(setup.config.channels_last),
+                shown=preview_display(self.data.project.settings))
             self.emit("preview", epoch=epoch + 1, images=paths)
 
     # -- checkpoints and the model file -----------------------------------------------------
