@@ -212,3 +212,33 @@ def test_a_read_only_window_shows_changes_but_writes_none(window: MainWindow, qt
     assert dock._save_timer.isActive()  # ...saved later: here by the close, which must not write
     assert window.workspace.close_project()
     assert (root / "project.json").read_bytes() == before
+
+
+def test_an_image_loaded_on_a_worker_during_a_change_is_redrawn(window: MainWindow, qtbot, tmp_path: Path,
+                                                                monkeypatch) -> None:
+    import threading
+
+    from segstudio.ui.project import session as session_module
+
+    assert window.open_project(imported(tmp_path, "geo4"))
+    dock, session = window.display_dock, window.workspace.session
+    read, release = threading.Event(), threading.Event()
+    load = session_module._load_on_worker
+
+    def slow_load(project, image_id, job):  # noqa: ANN001, ANN202
+        loaded = load(project, image_id, job)  # read through the mapping of this moment
+        read.set()
+        release.wait(10)
+        return loaded
+
+    monkeypatch.setattr(session_module, "_load_on_worker", slow_load)
+    other = next(i for i in window.dataset_dock.visible_ids() if i != session.current_id)
+    assert session.open_image(other, background=True)
+    assert read.wait(10)
+    dock.pick(0, 3)  # while the loaded pixels wait on the worker
+    dock.flush()
+    release.set()
+    qtbot.waitUntil(lambda: session.current_id == other, timeout=10000)
+    raw = window.workspace.project.read_raw(other)
+    np.testing.assert_array_equal(tile_rgb(window), expected_rgb(raw, (3, 1, 2), dock.mapping.limits))
+    np.testing.assert_array_equal(session.image, expected_rgb(raw, (3, 1, 2), dock.mapping.limits))

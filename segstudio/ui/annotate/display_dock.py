@@ -97,6 +97,10 @@ class DisplayDock(QDockWidget):
         self._data_ranges: dict[int, tuple[float, float]] = {}  # per band, of the open image
         self._reset_job: Job[tuple[tuple[float, float], ...]] | None = None
         self._read_only = False  # the open project's window writes nothing (kept past its close)
+        # Big images load on a worker, rendered through the mapping of that moment: the count
+        # of changes when each load started says whether it arrives stale.
+        self._changes = 0
+        self._loads: dict[str, int] = {}
         body = QWidget(self)
         layout = QVBoxLayout(body)
         layout.setContentsMargins(6, 4, 6, 4)
@@ -142,6 +146,7 @@ class DisplayDock(QDockWidget):
         if self.project is None or mapping == self.mapping:
             return
         self.mapping = mapping
+        self._changes += 1
         self.project.settings[display.SETTINGS_KEY] = mapping.to_dict()  # later reads use it
         self._sync_controls()
         if not self._render_timer.isActive():  # throttled: a drag re-renders as it goes
@@ -193,6 +198,9 @@ class DisplayDock(QDockWidget):
         self.flush()  # a change made just before closing is still saved, into that project
         self.project, self.table, self.mapping, self._raw = project, None, None, None
         self._read_only = self.workspace.read_only
+        self._loads.clear()
+        if project is not None and self.workspace.session is not None:
+            self.workspace.session.loading.connect(self._on_session_loading)
         self._data_ranges.clear()
         if project is not None:
             try:
@@ -209,9 +217,15 @@ class DisplayDock(QDockWidget):
         self._sync_controls()
         self.show()
 
-    def _on_workspace_image_opened(self, _image_id: str) -> None:
+    def _on_session_loading(self, image_id: str) -> None:
+        self._loads[image_id] = self._changes
+
+    def _on_workspace_image_opened(self, image_id: str) -> None:
         self._raw = None
         self._data_ranges.clear()
+        started = self._loads.pop(image_id, self._changes)
+        if self.mapping is not None and started != self._changes:
+            self._on_render_timer_timeout()  # loaded through an older mapping
         if self.mapping is not None and self.isVisible():
             self._sync_controls()
 
