@@ -195,10 +195,12 @@ class TrainingController(QObject):
                                  if host else "Checking what this machine can train on; training starts right after.")
             return True
         options = options or self.panel.options()
-        where = f" on {host} (sending the labelled images first)" if host else ""
+        if not host:
+            return self._launch(train_command(self.project.root, options), f"Starting: {summary(options)}...")
         started = self._launch(train_command(self.project.root, options, host=host),
-                               f"Starting{where}: {summary(options)}...", host=host)
-        if started and host and options.refresh_data:
+                               f"Starting on {host} (sending the labelled images first): {summary(options)}...",
+                               host=host)
+        if started and options.refresh_data:
             self.mirror_sync.set_target(self.project.root, host)
         return started
 
