@@ -180,6 +180,24 @@ def test_a_lost_connection_is_offered_for_reattach_also_after_a_restart(qtbot, t
     assert not dock2.runs_view.reattach_button.isEnabled()
 
 
+def test_closing_the_app_during_a_remote_run_leaves_the_run_on_its_host(qtbot, tmp_path: Path,
+                                                                        registry: HostRegistry) -> None:
+    project = _labelled_project(tmp_path / "proj")
+    dock, controller = _dock(qtbot)
+    controller.set_project(project, None)
+    asked: list[str] = []
+    controller.ask = lambda title, _text: asked.append(title) or False
+    signals: list[int] = []
+    with qtbot.waitSignal(controller.process.event_received, timeout=30_000):
+        controller._launch(_fake_remote_child(project.root / "runs" / "r", "time.sleep(60)"),  # noqa: SLF001
+                           "Starting", host="gpu-box")
+    controller.process.stop = lambda: signals.append(1) or "stopping"  # a stop would reach the host
+    with qtbot.waitSignal(controller.run_ended, timeout=30_000) as ended:
+        assert dock.confirm_close()
+    assert not asked and not signals and not controller.is_running()
+    assert ended.args[0]["event"] == "connection_lost"
+
+
 @pytest.mark.skipif(sys.platform == "win32", reason="signals are POSIX")
 def test_two_stops_of_a_remote_run_are_two_signals_to_the_child(qtbot, tmp_path: Path) -> None:
     """The child forwards them: the first asks the host to stop, the second to kill; the local
