@@ -9,14 +9,19 @@
       previews/                                image | truth | prediction PNGs
 
 The state file holds only tensors, numbers, strings, lists and dicts, so it is read with
-`torch.load(weights_only=True)`: no pickled objects are ever loaded.
+`torch.load(weights_only=True)`: no pickled objects are ever loaded. Every file is written
+atomically (temp + fsync + replace), the "last" pair both in full before either replaces its
+predecessor, so a full disk or a kill leaves the previous checkpoint whole; the weights carry
+their epoch, so a pair torn between the two renames is recognised on resume.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import math
+import os
 import random
 import re
 import time
@@ -30,7 +35,7 @@ from safetensors.torch import load as load_safetensors_bytes
 from safetensors.torch import save as save_safetensors_bytes
 from torch import nn
 
-from segstudio.core.atomic import atomic_write_bytes, atomic_write_json
+from segstudio.core.atomic import atomic_open, atomic_write_bytes, atomic_write_json
 from segstudio.core.errors import TrainingError
 
 
@@ -73,12 +78,39 @@ def save_weights(path: Path, model: nn.Module, metadata: dict[str, str] | None =
     atomic_write_bytes(path, save_safetensors_bytes(cpu_state_dict(model), metadata=metadata))
 
 
-def load_weights(path: Path, model: nn.Module) -> None:
+def load_weights(path: Path, model: nn.Module) -> dict[str, str]:
+    """Load a weights file into `model`; returns the file's metadata."""
     try:
-        state = load_safetensors_bytes(path.read_bytes())
-    except Exception as exc:  # corrupt or truncated file
-        raise TrainingError(f"cannot read weights {path} ({exc}); the run's checkpoint is damaged") from exc
-    unwrap(model).load_state_dict(state)
+        data = path.read_bytes()
+        state = load_safetensors_bytes(data)
+        header = json.loads(data[8:8 + int.from_bytes(data[:8], "little")])
+        unwrap(model).load_state_dict(state)
+    except Exception as exc:  # missing, corrupt, truncated, or weights of another model
+        raise TrainingError(f"cannot read weights {path} ({type(exc).__name__}: {exc}); "
+                            "the file is damaged or belongs to another model") from exc
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return dict(metadata) if isinstance(metadata, dict) else {}
+
+
+def finite_state(model: nn.Module) -> bool:
+    """Whether every floating-point weight and buffer (batch-norm statistics too) is finite;
+    a model that went NaN is never written over a good checkpoint."""
+    flags = [torch.isfinite(t).all() for t in unwrap(model).state_dict().values() if t.is_floating_point()]
+    return bool(torch.stack(flags).all()) if flags else True  # one sync, not one per tensor
+
+
+def save_last(folder: Path, model: nn.Module, state: dict[str, Any]) -> Path:
+    """Write last.safetensors and last.pt as one pair; returns the weights' path. Both are
+    written in full (temp + fsync) before either replaces the old one, so a full disk leaves
+    the previous pair as it was; the weights name their epoch for the check on resume."""
+    weights = save_safetensors_bytes(cpu_state_dict(model), metadata={"epoch": str(int(state["epoch"]))})
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    folder.mkdir(parents=True, exist_ok=True)
+    with contextlib.ExitStack() as stack:  # replaced in reverse order, only if both were written
+        for path, data in ((folder / "last.pt", buffer.getvalue()), (folder / "last.safetensors", weights)):
+            stack.enter_context(atomic_open(path)).write(data)
+    return folder / "last.safetensors"
 
 
 # -- RNG states, as plain tensors ------------------------------------------------------------
@@ -118,9 +150,13 @@ def save_state(path: Path, state: dict[str, Any]) -> None:
 
 def load_state(path: Path) -> dict[str, Any]:
     try:
-        return torch.load(str(path), map_location="cpu", weights_only=True)
+        state = torch.load(str(path), map_location="cpu", weights_only=True)
     except Exception as exc:
-        raise TrainingError(f"cannot read training state {path} ({exc}); start a new run instead") from exc
+        raise TrainingError(f"cannot read training state {path} ({type(exc).__name__}: {exc}); "
+                            "the file is damaged; start a new run instead") from exc
+    if not isinstance(state, dict):
+        raise TrainingError(f"{path} is not a training state of segstudio; start a new run instead")
+    return state
 
 
 def write_config(run_dir: Path, config: dict[str, Any]) -> None:
@@ -135,8 +171,17 @@ def read_config(run_dir: Path) -> dict[str, Any]:
 
 
 def append_jsonl(path: Path, record: dict[str, Any]) -> None:
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(json.dumps(record, allow_nan=False) + "\n")
+    """Append one line; a failed append (disk full) is cut back off, never left half-written."""
+    line = (json.dumps(record, allow_nan=False) + "\n").encode("utf-8")
+    with path.open("ab") as handle:
+        size = handle.tell()
+        try:
+            handle.write(line)
+            handle.flush()
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.truncate(path, size)
+            raise
 
 
 # -- the best epoch --------------------------------------------------------------------------

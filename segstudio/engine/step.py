@@ -4,12 +4,16 @@
 against a bare PyTorch loop). It never synchronises with the GPU: the loss comes back as a
 device tensor. On CUDA out-of-memory it halves the per-forward batch by splitting each batch
 into micro-batches (gradients accumulate, so the optimiser still sees the whole batch).
+A step whose loss or gradient norm is not finite (NaN/inf) changes no weight: the fused CUDA
+optimiser skips it on the device (no sync), elsewhere it is skipped on the host; the trainer
+reads the counts now and then (`nonfinite_report`) to lower the learning rate or stop.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -48,6 +52,19 @@ def make_optimizer(model: nn.Module, lr: float, weight_decay: float, device: tor
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
 
 
+# Non-finite steps in a row after which the trainer stops the run (weights do not move while
+# steps are skipped, so this many in a row means the model or the data went bad, not one batch).
+MAX_NONFINITE_STREAK = 10
+
+
+@dataclass(frozen=True)
+class NonFiniteReport:
+    """Steps skipped for a non-finite loss since the last report, and the longest run of them."""
+
+    skipped: int
+    longest_streak: int
+
+
 def _is_oom(exc: BaseException) -> bool:
     oom_type = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", ())
     return isinstance(exc, oom_type) or "out of memory" in str(exc).lower()
@@ -73,6 +90,11 @@ class TrainStep:
         self.params = [p for p in model.parameters() if p.requires_grad]
         self.mean = torch.tensor(mean, device=device, dtype=torch.float32).view(1, -1, 1, 1)
         self.std = torch.tensor(std, device=device, dtype=torch.float32).view(1, -1, 1, 1)
+        # skipped since the last report, current streak, longest streak since the last report
+        self._nonfinite = torch.zeros(3, device=device)
+        self._device_skip = bool(getattr(optimizer, "defaults", {}).get("fused")) and bool(
+            getattr(optimizer, "_step_supports_amp_scaling", False))
+        self._distributed = hasattr(model, "no_sync")
 
     def _inputs(self, images_u8: torch.Tensor, masks_u8: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         images = images_u8.to(self.device, non_blocking=True)
@@ -110,14 +132,61 @@ class TrainStep:
                 if not _is_oom(exc):
                     raise
                 self._after_oom(x.shape[0], exc, on_warning)
+        norm = None
         if self.grad_clip:
             self.scaler.unscale_(self.optimizer)
-            torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
-        self.scaler.step(self.optimizer)
-        self.scaler.update()
+            norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
+        elif not self.scaler.is_enabled():
+            norm = torch.nn.utils.get_total_norm([p.grad for p in self.params if p.grad is not None])
+        # Under the scaler an inf gradient norm is its routine overflow check, not a fault.
+        bad = self._nonfinite_flag(loss, None if self.scaler.is_enabled() else norm)
+        if self.scaler.is_enabled():
+            # The scaler skips a step with inf/NaN gradients (and lowers its scale) by itself.
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        elif self._device_skip:
+            self.optimizer.found_inf = bad  # type: ignore[attr-defined]  # read by the fused kernel
+            try:
+                self.optimizer.step()
+            finally:
+                del self.optimizer.found_inf  # type: ignore[attr-defined]
+        elif not bool(bad):
+            self.optimizer.step()
         if self.scheduler is not None:
             self.scheduler.step()
         return loss
+
+    def _nonfinite_flag(self, loss: torch.Tensor, norm: torch.Tensor | None) -> torch.Tensor:
+        """1.0 (a 0-d device tensor, as the fused kernel wants) when this step must change no weight; counted on
+        the device. Under DDP every rank takes the same decision (the flag is all-reduced)."""
+        bad = (~torch.isfinite(loss.detach())).float().reshape(())
+        if norm is not None:
+            bad = torch.maximum(bad, (~torch.isfinite(norm.detach())).float().reshape(()))
+        if self._distributed:
+            import torch.distributed as tdist
+
+            tdist.all_reduce(bad, op=tdist.ReduceOp.MAX)
+        counts = self._nonfinite
+        counts[0] += bad
+        counts[1] = (counts[1] + 1) * bad
+        counts[2] = torch.maximum(counts[2], counts[1])
+        return bad
+
+    def nonfinite_report(self) -> NonFiniteReport:
+        """Skipped steps and the longest streak since the last call (one sync; the trainer
+        calls it when it reads the loss anyway)."""
+        skipped, streak, longest = (int(v) for v in self._nonfinite.tolist())
+        self._nonfinite[0] = 0
+        self._nonfinite[2] = streak
+        return NonFiniteReport(skipped, longest)
+
+    def lower_lr(self, factor: float = 0.5) -> float:
+        """Scale the learning rate (and the schedule's base) by `factor`; returns the new rate."""
+        if self.scheduler is not None:
+            self.scheduler.base_lrs = [lr * factor for lr in self.scheduler.base_lrs]
+        for group in self.optimizer.param_groups:
+            group["lr"] = group["lr"] * factor
+        return float(self.optimizer.param_groups[0]["lr"])
 
     def _after_oom(self, batch: int, exc: BaseException, on_warning: Callable[[str], None] | None) -> None:
         self.optimizer.zero_grad(set_to_none=True)

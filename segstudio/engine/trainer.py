@@ -7,12 +7,15 @@ fixed subset when the split is larger than --val-subset; the last epoch always, 
 split, and a best found on the subset is re-scored on the whole split before the end. The
 best by val mIoU is written as a model file into PROJECT/models/<run-id>/. See events.py for what is reported, checkpoint.py for the run
 folder and run_setup.py for what is built before the first step. Under torchrun the same
-code trains with DistributedDataParallel.
+code trains with DistributedDataParallel. Faults end the run with a TrainingError that says
+what is still safe (faults.py): a failed write (disk full), a damaged checkpoint on resume, a
+loss that stays NaN/inf; a good checkpoint is never overwritten by a worse state.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,7 +25,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from segstudio.core.errors import TrainingError
 from segstudio.engine import checkpoint as ckpt
+from segstudio.engine import faults
 from segstudio.engine.cadence import ValCadence
 from segstudio.engine.checkpoint import BestTracker
 from segstudio.engine.config import TrainConfig
@@ -38,6 +43,7 @@ from segstudio.engine.run_setup import (
     open_run_dir,
     refreshed_feed,
 )
+from segstudio.engine.step import MAX_NONFINITE_STREAK
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +83,32 @@ def _agree_any(flag: bool, device: torch.device, dist: DistContext) -> bool:
     return bool(tensor.item() > 0)
 
 
-def restore(setup: RunSetup, run: RunDir) -> tuple[int, BestTracker]:
+def restore(setup: RunSetup, run: RunDir, models_dir: Path | None = None) -> tuple[int, BestTracker]:
     """Epochs already done and the best so far: (0, nothing) for a new run; for a resumed one
-    the last checkpoint's weights, optimiser, schedule, scaler and RNG states are loaded."""
+    the last checkpoint's weights, optimiser, schedule, scaler and RNG states are loaded. A
+    damaged or torn checkpoint is a TrainingError naming the file and the ways on."""
     if setup.resume_dir is None:
         return 0, BestTracker()
-    state = ckpt.load_state(run.checkpoints / "last.pt")
-    ckpt.load_weights(run.checkpoints / "last.safetensors", setup.model)
-    setup.optimizer.load_state_dict(state["optimizer"])
-    setup.scheduler.load_state_dict(state["scheduler"])
-    setup.scaler.load_state_dict(state["scaler"])
-    ckpt.restore_rng(state["rng"])
-    return int(state["epoch"]), BestTracker.from_state(state)
+    folder = run.checkpoints
+    models_dir = models_dir or run.path.parent.parent / "models"
+    try:
+        state = ckpt.load_state(folder / "last.pt")
+        epoch = int(state["epoch"])
+        weights_epoch = ckpt.load_weights(folder / "last.safetensors", setup.model).get("epoch")
+        if weights_epoch is not None and int(weights_epoch) != epoch:
+            raise TrainingError(f"{folder / 'last.safetensors'} is of epoch {weights_epoch} but "
+                                f"{folder / 'last.pt'} of epoch {epoch} (the run was cut off between the two)")
+        setup.optimizer.load_state_dict(state["optimizer"])
+        setup.scheduler.load_state_dict(state["scheduler"])
+        setup.scaler.load_state_dict(state["scaler"])
+        ckpt.restore_rng(state["rng"])
+        best = BestTracker.from_state(state)
+    except TrainingError as exc:
+        raise TrainingError(faults.resume_failure(run.path, models_dir, str(exc))) from exc
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as exc:
+        detail = f"{folder / 'last.pt'} is not a complete training state ({type(exc).__name__}: {exc})"
+        raise TrainingError(faults.resume_failure(run.path, models_dir, detail)) from exc
+    return epoch, best
 
 
 class _Training:
@@ -101,6 +121,8 @@ class _Training:
         self.data = data
         self.on_event = on_event
         self.should_stop = should_stop
+        self.saved_epoch: int | None = None  # the epoch of the checkpoint on disk, if any
+        self.models_dir = data.project.root / "models"
 
     def emit(self, kind: str, /, **fields: Any) -> None:
         if self.setup.dist.is_main:
@@ -127,11 +149,16 @@ class _Training:
         last_save = time.monotonic()
         reason = "completed"
         completed = start_epoch
+        self.saved_epoch = start_epoch or None
         for epoch in range(start_epoch, epochs):
             if refresh and epoch > start_epoch:
                 feed, refresh = self.refresh(feed, epoch, epochs)
             result = self.train_epoch(feed, epoch, epochs)
             cadence.trained(result.train_seconds)
+            weights_bad = result.outcome != "nonfinite" and _agree_any(
+                not ckpt.finite_state(setup.model), setup.device, setup.dist)
+            if result.outcome == "nonfinite" or weights_bad:
+                self.give_up_nonfinite(epoch, best, weights_bad)
             if result.outcome == "stop":
                 path = self.save_last(completed, best)
                 model_dir = self.export(best)
@@ -170,6 +197,30 @@ class _Training:
                   minutes=(time.monotonic() - setup.started) / 60, reason=reason, val_seconds=val_seconds)
         return RunResult(run.run_id, run.path, model_dir, completed, best.epoch, best.metrics, reason)
 
+    def give_up_nonfinite(self, epoch: int, best: BestTracker, weights: bool) -> None:
+        """End the run on a loss (or weights) gone NaN/inf: nothing of it is saved over the
+        last good checkpoint; the best weights so far become the run's model first."""
+        self.export(best)
+        raise TrainingError(faults.nonfinite_failure(
+            epoch + 1, MAX_NONFINITE_STREAK, float(self.setup.optimizer.param_groups[0]["lr"]),
+            self.run_dir.path, self.models_dir, self.saved_epoch, weights))
+
+    def storage_failure(self, what: str, exc: OSError) -> TrainingError:
+        detail = str(exc) or f"{type(exc).__name__}, errno {exc.errno}"
+        return TrainingError(faults.storage_failure(what, detail, self.run_dir.path, self.saved_epoch))
+
+    def check_nonfinite(self, epoch: int, step: int) -> tuple[int, bool]:
+        """Steps skipped for a NaN/inf loss since the last check (when there were some, the
+        learning rate is halved, with a warning) and whether to give up: that many in a row."""
+        step_fn = self.setup.step
+        report = step_fn.nonfinite_report()
+        if report.skipped:
+            lr = step_fn.lower_lr(0.5)
+            self.emit("warning", message=f"epoch {epoch + 1}, step {step + 1}: {report.skipped} step(s) had a "
+                                         f"NaN/inf loss and changed no weight; learning rate lowered to {lr:.3g}")
+        give_up = report.longest_streak >= MAX_NONFINITE_STREAK
+        return report.skipped, _agree_any(give_up, self.setup.device, self.setup.dist)
+
     def refresh(self, feed: TrainFeed, epoch: int, epochs: int) -> tuple[TrainFeed, bool]:
         """The feed for the next epoch, and whether to keep refreshing."""
         new = refreshed_feed(self.setup, self.data, feed, self.emit)
@@ -199,6 +250,7 @@ class _Training:
         throttle = Throttle(0.5)
         loss_sum = torch.zeros((), device=setup.device)
         images = 0
+        skipped = 0  # steps whose loss was NaN/inf (they changed no weight)
         wait = 0.0
         t0 = time.perf_counter()
         outcome = "done"
@@ -208,12 +260,23 @@ class _Training:
             t_wait = time.perf_counter()
             batch_images, batch_masks = next(iterator)
             wait += time.perf_counter() - t_wait
-            loss_sum += setup.step(batch_images, batch_masks, on_warning=lambda m: self.emit("warning", message=m))
+            loss = setup.step(batch_images, batch_masks, on_warning=lambda m: self.emit("warning", message=m))
+            loss_sum += torch.nan_to_num(loss, nan=0.0, posinf=0.0, neginf=0.0)
             images += batch_images.shape[0] * setup.dist.world_size
-            if throttle.ready(force=step == steps - 1):
+            report = throttle.ready(force=step == steps - 1)
+            # Under DDP every rank checks at every step (it syncs per step anyway), so all ranks
+            # take the collective in check_nonfinite at the same steps.
+            if report or setup.dist.distributed:
+                new_skips, give_up = self.check_nonfinite(epoch, step)
+                skipped += new_skips
+                if give_up:
+                    outcome = "nonfinite"
+                    break
+            if report:
                 elapsed = time.perf_counter() - t0
                 self.emit("progress", epoch=epoch + 1, epochs=epochs, step=step + 1, steps=steps,
-                          loss=float(loss_sum.item()) / (step + 1), lr=setup.optimizer.param_groups[0]["lr"],
+                          loss=float(loss_sum.item()) / max(1, step + 1 - skipped),
+                          lr=setup.optimizer.param_groups[0]["lr"],
                           images_per_s=images / elapsed if elapsed > 0 else None)
             stop = _agree_any(bool(self.should_stop()), setup.device, setup.dist)
             over = self.out_of_time()
@@ -221,9 +284,11 @@ class _Training:
                 outcome = "stop" if stop else "time"
                 break
         seconds = time.perf_counter() - t0
+        if outcome == "done" and skipped >= step + 1:
+            outcome = "nonfinite"  # not one step of the epoch changed a weight
         return EpochResult(
             outcome=outcome,
-            train_loss=float(loss_sum.item()) / max(1, step + 1),
+            train_loss=float(loss_sum.item()) / max(1, step + 1 - skipped),
             train_seconds=seconds,
             images_per_s=images / seconds if seconds > 0 else None,
             data_wait_share=wait / seconds if seconds > 0 else None,
@@ -278,8 +343,9 @@ class _Training:
         figures = result.metrics.to_dict(self.data.mapping.names)
         is_best = best.update(epoch + 1, result.metrics.miou, figures, subset=subset)
         val_s = time.perf_counter() - t0
+        val_loss = result.loss if result.loss is None or math.isfinite(result.loss) else None
         event = make_event(
-            "epoch_end", epoch=epoch + 1, epochs=epochs, train_loss=stats.train_loss, val_loss=result.loss,
+            "epoch_end", epoch=epoch + 1, epochs=epochs, train_loss=stats.train_loss, val_loss=val_loss,
             **figures, lr=setup.optimizer.param_groups[0]["lr"],
             seconds=stats.train_seconds + val_s, train_seconds=stats.train_seconds,
             images_per_s=stats.images_per_s, data_wait_share=stats.data_wait_share,
@@ -288,11 +354,17 @@ class _Training:
         )
         if not setup.dist.is_main:
             return
-        ckpt.append_jsonl(run.path / "metrics.jsonl", event)
+        try:
+            ckpt.append_jsonl(run.path / "metrics.jsonl", event)
+        except OSError as exc:
+            raise self.storage_failure(str(run.path / "metrics.jsonl"), exc) from exc
         self.on_event(event)
         if is_best:
             path = run.checkpoints / "best.safetensors"
-            ckpt.save_weights(path, setup.model, metadata={"epoch": str(epoch + 1), "miou": repr(best.miou)})
+            try:
+                ckpt.save_weights(path, setup.model, metadata={"epoch": str(epoch + 1), "miou": repr(best.miou)})
+            except OSError as exc:
+                raise self.storage_failure(f"the best weights {path}", exc) from exc
             self.emit("checkpoint", epoch=epoch + 1, kind="best", path=str(path))
         if setup.preview_samples:
             paths = write_previews(
@@ -304,11 +376,18 @@ class _Training:
 
     # -- checkpoints and the model file -----------------------------------------------------
     def save_last(self, completed_epochs: int, best: BestTracker) -> Path:
+        """The 'last' checkpoint pair. A failed write ends the run (StorageError -> TrainingError)
+        with the previous pair intact; weights gone NaN are never written over it."""
         setup, folder = self.setup, self.run_dir.checkpoints
         path = folder / "last.safetensors"
-        if setup.dist.is_main:
-            ckpt.save_weights(path, setup.model)
-            ckpt.save_state(folder / "last.pt", {
+        if not setup.dist.is_main:
+            return path
+        if not ckpt.finite_state(setup.model):
+            self.emit("warning", message=f"the checkpoint of epoch {completed_epochs} was not written: the "
+                                         "model's weights are NaN/inf; the previous one is kept")
+            return path
+        try:
+            ckpt.save_last(folder, setup.model, {
                 "epoch": completed_epochs,
                 "optimizer": setup.optimizer.state_dict(),
                 "scheduler": setup.scheduler.state_dict(),
@@ -316,7 +395,10 @@ class _Training:
                 **best.to_state(),
                 "rng": ckpt.capture_rng(),
             })
-            self.emit("checkpoint", epoch=completed_epochs, kind="last", path=str(path))
+        except OSError as exc:
+            raise self.storage_failure(f"the checkpoint of epoch {completed_epochs} in {folder}", exc) from exc
+        self.saved_epoch = completed_epochs
+        self.emit("checkpoint", epoch=completed_epochs, kind="last", path=str(path))
         return path
 
     def export(self, best: BestTracker) -> Path | None:
@@ -329,8 +411,11 @@ class _Training:
         model = create_model(type(spec)(spec.arch, encoder=spec.encoder, num_classes=spec.num_classes,
                                         in_channels=spec.in_channels))
         ckpt.load_weights(best_path, model)
-        target = self.data.project.root / "models" / self.run_dir.run_id
-        self.write_model_file(target, model.eval(), best)
+        target = self.models_dir / self.run_dir.run_id
+        try:
+            self.write_model_file(target, model.eval(), best)
+        except OSError as exc:
+            raise self.storage_failure(f"the model {target}", exc) from exc
         return target
 
     def write_model_file(self, target: Path, model: nn.Module, best: BestTracker) -> None:
@@ -357,6 +442,6 @@ def fit(config: TrainConfig, data: TrainData, on_event: EventHandler | None = No
     step (a True answer finishes the step, saves, emits `stopped` and returns)."""
     setup, feed = build_setup(config, data)
     run = open_run_dir(setup, data)
-    start_epoch, best = restore(setup, run)
+    start_epoch, best = restore(setup, run, data.project.root / "models")
     training = _Training(setup, run, data, on_event or (lambda event: None), should_stop or (lambda: False))
     return training.run(feed, start_epoch, best)
