@@ -89,10 +89,15 @@ def test_train_error_is_one_json_event_and_exit_2(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_console_progress_in_a_log_has_no_carriage_returns(tiny: TinyRun) -> None:
+def test_console_progress_in_a_log_has_no_carriage_returns(tiny: TinyRun, tmp_path: Path) -> None:
     """`segstudio train` with stderr going to a file (a batch job's log): plain lines only,
-    one line per epoch, the summary at the end. The run resumes `tiny` for one more epoch."""
-    proc = subprocess.run(segstudio_cmd("train", str(tiny.project), "--resume", "tiny", "--epochs", "4",
+    one line per epoch, the summary at the end. A copy of the shared `tiny` project is resumed
+    for one more epoch (the shared run stays as other tests expect it)."""
+    import shutil
+
+    project = tmp_path / "copy"
+    shutil.copytree(tiny.project, project)
+    proc = subprocess.run(segstudio_cmd("train", str(project), "--resume", "tiny", "--epochs", "4",
                                         "--device", "cpu", "--workers", "0"),
                           capture_output=True, text=True, env=child_env(), timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
