@@ -15,6 +15,7 @@ import argparse
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -51,13 +52,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--pretrained", default="none", help="none (from scratch, default) or imagenet")
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--crop-size", type=int, default=None)
-    parser.add_argument("--lr", type=float, default=1e-3)
+    parser.add_argument("--lr", type=float, default=None, help="default: the trainer's")
     parser.add_argument("--loss", default="ce_dice")
     parser.add_argument("--augment", default="standard")
     parser.add_argument("--class-weights", default="none")
     parser.add_argument("--amp", default="auto")
     parser.add_argument("--workers", type=int, default=None)
-    parser.add_argument("--patience", type=int, default=0)
+    parser.add_argument("--patience", type=int, default=None, help="default: the recipe's")
+    parser.add_argument("--rare-crops", type=float, default=None, help="default: the recipe's")
+    parser.add_argument("--val-share", type=float, default=None, help="default: the recipe's")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--project", type=Path, default=None, help="where to build the project (default: temp)")
     args = parser.parse_args(argv)
@@ -77,12 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"project ready in {time.monotonic() - started:.1f} s: {root}", file=sys.stderr)
         config = TrainConfig(
             arch=args.arch, encoder=args.encoder, pretrained=None if args.pretrained == "none" else args.pretrained,
-            epochs=args.epochs if args.epochs else (None if not args.minutes else 1000),
-            batch_size=args.batch_size, lr=args.lr, crop_size=args.crop_size, loss=args.loss,
+            epochs=args.epochs, batch_size=args.batch_size, crop_size=args.crop_size, loss=args.loss,
             augment=args.augment, class_weights=args.class_weights, amp=args.amp, device=args.device,
             workers=args.workers, max_minutes=args.minutes, patience=args.patience, seed=args.seed,
-            run_name="camvid-bench",
+            rare_crops=args.rare_crops, val_share=args.val_share, run_name="camvid-bench",
         )
+        if args.lr is not None:
+            config = replace(config, lr=args.lr)
         events: list[dict[str, Any]] = []
         console = ConsoleWriter(sys.stderr)
 
@@ -103,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"val_mean_class_accuracy={best.get('mean_class_accuracy')}")
         for name, values in (best.get("per_class") or {}).items():
             print(f"iou_{name}={values['iou']}")
+        print(f"rare_crops={started_event.get('config', {}).get('rare_crops')}")
         print(f"epochs={result.epochs}")
         print(f"best_epoch={result.best_epoch}")
         print(f"images_per_s={last.get('images_per_s')}")

@@ -110,7 +110,8 @@ def train(root: Path, round_index: int, args: argparse.Namespace, init_from: Pat
                "--run-name", f"loop-r{round_index}", "--device", args.device, "--seed", str(args.seed),
                "--pretrained", args.pretrained]
     for flag, value in (("--crop-size", args.crop), ("--batch-size", args.batch_size),
-                        ("--encoder", args.encoder), ("--arch", args.arch), ("--lr", args.lr)):
+                        ("--encoder", args.encoder), ("--arch", args.arch), ("--lr", args.lr),
+                        ("--rare-crops", args.rare_crops)):
         if value is not None:
             command += [flag, str(value)]
     if can_init:
@@ -217,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--arch", default=None)
     parser.add_argument("--encoder", default=None)
     parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--rare-crops", type=float, default=None, help="default: the recipe's")
     parser.add_argument("--pretrained", default="none", help="encoder weights: none (default) or imagenet")
     parser.add_argument("--val-limit", type=int, default=None, help="score on the first N val frames only")
     parser.add_argument("--trainer-val", choices=("holdout", "val"), default="holdout",

@@ -17,6 +17,12 @@ steps, epochs 5-60 and batches of 4. One step budget (600) and one epoch range (
 serve both. The batch differs by one documented knob: `interactive` (a person watching the
 app's curves) takes CPU batches of 4, so steps are half as long and the progress moves within
 seconds on a laptop; a headless run keeps 8, which keeps the cores busier.
+
+A time budget (`--max-minutes`) without explicit epochs is a request to train for that long:
+the recipe then plans the most epochs of EPOCH_RANGE, the learning rate decays with the
+clock (engine/step.lr_factor) and the budget, not a step count, ends the run. Planned steps
+would otherwise end early wherever steps are fast (a GPU's 3000 steps of CamVid take minutes),
+leaving most of the budget unused.
 """
 
 from __future__ import annotations
@@ -113,7 +119,12 @@ def one_click(machine: Machine, train_images: int, chosen: TrainConfig | None = 
     min_steps = chosen.min_epoch_steps or (MIN_EPOCH_STEPS if planned else 1)
     val_share = chosen.val_share if chosen.val_share is not None else (VAL_SHARE if planned else 0.0)
     rare_crops = chosen.rare_crops if chosen.rare_crops is not None else (RARE_CROPS if planned else 0.0)
-    epochs = chosen.epochs or default_epochs(train_images, batch, machine.gpu, machine.world_size, min_steps)
+    if chosen.epochs:
+        epochs = chosen.epochs
+    elif chosen.max_minutes:
+        epochs = EPOCH_RANGE[1]
+    else:
+        epochs = default_epochs(train_images, batch, machine.gpu, machine.world_size, min_steps)
     return Recipe(
         encoder=chosen.encoder or ("resnet34" if machine.gpu else "resnet18"),
         batch_size=batch,

@@ -93,3 +93,16 @@ def test_one_recipe_for_the_cli_and_the_app() -> None:
     assert resolve_config(TrainConfig(), "cpu", 367).batch_size == 8
     assert one_click(Machine("cpu"), 367, interactive=True).batch_size == 4
     assert resolve_config(TrainConfig(), "cuda", 367, memory_mb=80_000).batch_size == 32
+
+
+def test_a_time_budget_without_epochs_trains_for_the_budget() -> None:
+    from segstudio.engine.recipe import EPOCH_RANGE
+
+    planned = resolve_config(TrainConfig(), "cuda", 367, memory_mb=80_000)
+    budgeted = resolve_config(TrainConfig(max_minutes=20), "cuda", 367, memory_mb=80_000)
+    assert planned.epochs < EPOCH_RANGE[1]
+    assert budgeted.epochs == EPOCH_RANGE[1]
+    # the budget's run keeps the recipe's epoch shape and validation share
+    assert (budgeted.min_epoch_steps, budgeted.val_share) == (planned.min_epoch_steps, planned.val_share)
+    # explicit epochs win over the budget
+    assert resolve_config(TrainConfig(max_minutes=20, epochs=7), "cpu", 367).epochs == 7
