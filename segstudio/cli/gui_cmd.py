@@ -18,6 +18,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("project", nargs="?", type=Path, help="project folder to open")
     parser.add_argument("--welcome", action="store_true",
                         help="start at the welcome screen instead of the sample project")
+    parser.add_argument("--smoke", action="store_true",
+                        help="open the window and the project, print what opened and quit (exit 1 when "
+                        "the project did not open): checks that an installed or bundled app starts")
     parser.set_defaults(func=_run)
 
 
@@ -35,4 +38,4 @@ def _run(args: argparse.Namespace) -> int:
             return 3
     from segstudio.ui.app import run_gui  # Qt is imported only when the window is wanted
 
-    return run_gui(args.project, welcome=args.welcome)
+    return run_gui(args.project, welcome=args.welcome, smoke=args.smoke)

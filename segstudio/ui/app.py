@@ -54,11 +54,28 @@ def event_loop(app: QApplication) -> int:
     return int(app.exec())
 
 
-def run_gui(project_path: str | Path | None = None, welcome: bool = False) -> int:
-    """The `segstudio gui` entry point: launch, then run the event loop until quit."""
+def run_gui(project_path: str | Path | None = None, welcome: bool = False, smoke: bool = False) -> int:
+    """The `segstudio gui` entry point: launch, then run the event loop until quit.
+
+    With `smoke`, quit once the first events are handled instead, reporting what opened: the
+    packaging checks start a built app this way and need it to end by itself."""
     window = launch(project_path, welcome)
     app = QApplication.instance()
     assert isinstance(app, QApplication)
+    if smoke:
+        return _smoke_report(app, window, expect_project=welcome is False)
     code = event_loop(app)
     del window
     return code
+
+
+def _smoke_report(app: QApplication, window: MainWindow, expect_project: bool) -> int:
+    app.processEvents()
+    project = window.workspace.project
+    if project is None:
+        print("segstudio smoke: window shown, no project open", flush=True)
+        return 1 if expect_project else 0
+    print(f"segstudio smoke: {project.root.name} open, {len(project.images)} images, "
+          f"{len(project.classes)} classes", flush=True)
+    window.close()
+    return 0
