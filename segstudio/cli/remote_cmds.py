@@ -156,7 +156,10 @@ def _follow(run: Any, writer: Any, retries: int) -> int:
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
-    if stream.latencies:
+    if not stream.latencies:  # it had ended before: only its results were fetched (or were here)
+        print(f"run {run.run_id} on {run.host} had ended ({final['event']}); its folder is {run.local_dir}",
+              file=sys.stderr)
+    else:
         ordered = sorted(stream.latencies)
         print(f"event latency from {run.host}: median {ordered[len(ordered) // 2] * 1000:.0f} ms, "
               f"max {ordered[-1] * 1000:.0f} ms over {len(ordered)} events", file=sys.stderr)

@@ -21,9 +21,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import hashlib
+import io
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -37,6 +40,7 @@ from segstudio.core.atomic import atomic_open, atomic_write_json
 STATE_NAME = ".segstudio-sync.json"
 FINAL_EVENTS = ("run_finished", "stopped", "error")
 ERROR_MARKER = "SEGSTUDIO-ERROR "
+PACK_INFO = ".segstudio-pack.json"  # the first member of a pack: {"bytes": N}
 HEARTBEAT = b"~"  # a line no event file holds: "still here" on a quiet stream
 HEARTBEAT_S = 5.0
 POLL_S = 0.05
@@ -54,6 +58,35 @@ def _safe_rel(mirror: Path, rel: str) -> Path:
     if not rel or Path(rel).is_absolute() or ".." in parts:
         raise ValueError(f"refusing path {rel!r} outside the mirror")
     return mirror / rel
+
+
+def is_disk_full(exc: OSError) -> bool:
+    return exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)) or "No space left" in str(exc)
+
+
+def free_bytes(path: Path) -> int | None:
+    """Free space where `path` (or its nearest existing parent) lives; None if unknown."""
+    while not path.exists() and path != path.parent:
+        path = path.parent
+    with contextlib.suppress(OSError):
+        return shutil.disk_usage(path).free
+    return None
+
+
+def fail_disk_full(path: Path, message: str, needed: int | None = None, **extra: Any) -> int:
+    """A full disk, with what this computer needs to say what to do: the folder, the bytes
+    still to write (when known) and the space left."""
+    sys.stderr.write(ERROR_MARKER + json.dumps({"kind": "disk_full", "message": message, "path": str(path),
+                                                "needed": needed, "free": free_bytes(path), **extra}) + "\n")
+    sys.stderr.flush()
+    return 2
+
+
+def _keep_state(mirror: Path, state: dict[str, dict[str, Any]]) -> None:
+    """Record the files landed so far; on a full disk even that may fail, and then the next
+    sync sends them again (they are whole, only unrecorded), which is safe."""
+    with contextlib.suppress(OSError):
+        write_state(mirror, state)
 
 
 def read_state(mirror: Path) -> dict[str, dict[str, Any]]:
@@ -101,14 +134,16 @@ def cmd_receive(mirror: Path) -> int:
     missing = [p for p in header.get("mapped", []) if not os.path.isfile(os.path.expanduser(p))]
     if missing:
         return fail("missing", f"{len(missing)} mapped image(s) are not on the host, e.g. {missing[0]}")
-    received = 0
+    received = landed = 0
     last_write = time.monotonic()
+    total = sum(int(item["size"]) for item in header["files"])
     try:
         for item in header["files"]:
             rel = item["path"]
             _receive_file(stream, _safe_rel(mirror, rel), int(item["size"]), item["sha256"])
             state[rel] = {"sha256": item["sha256"], "size": int(item["size"])}
             received += int(item["size"])
+            landed += 1
             if time.monotonic() - last_write > 1.0:  # files landed so far survive an interruption
                 write_state(mirror, state)
                 last_write = time.monotonic()
@@ -116,14 +151,15 @@ def cmd_receive(mirror: Path) -> int:
             with contextlib.suppress(FileNotFoundError):
                 _safe_rel(mirror, rel).unlink()
             state.pop(rel, None)
+        write_state(mirror, state)
     except OSError as exc:
-        write_state(mirror, state)
-        kind = "disk_full" if "No space left" in str(exc) or getattr(exc, "errno", None) == 28 else "io"
-        return fail(kind, str(exc))
+        _keep_state(mirror, state)
+        if is_disk_full(exc):
+            return fail_disk_full(mirror, str(exc), needed=total - received, landed=landed)
+        return fail("io", str(exc))
     except (EOFError, ValueError) as exc:
-        write_state(mirror, state)
+        _keep_state(mirror, state)
         return fail("transfer", str(exc))
-    write_state(mirror, state)
     print(json.dumps({"received_bytes": received, "files": len(header["files"])}))
     return 0
 
@@ -134,7 +170,17 @@ def cmd_pack(root: Path, paths: list[str], checkpoints: bool) -> int:
     def keep(info: tarfile.TarInfo) -> tarfile.TarInfo | None:
         return None if not checkpoints and "/checkpoints" in info.name else info
 
+    total = 0  # announced first, so a receiver out of space can say how much it needed
+    for rel in paths:
+        top = _safe_rel(root, rel)
+        for item in [top] if top.is_file() else (top.rglob("*") if top.is_dir() else []):
+            if item.is_file() and (checkpoints or "/checkpoints" not in "/" + item.relative_to(root).as_posix()):
+                total += item.stat().st_size
     with tarfile.open(fileobj=sys.stdout.buffer, mode="w|") as tar:
+        info = json.dumps({"bytes": total}).encode("utf-8")
+        member = tarfile.TarInfo(PACK_INFO)
+        member.size = len(info)
+        tar.addfile(member, io.BytesIO(info))
         for rel in paths:
             if _safe_rel(root, rel).exists():
                 tar.add(root / rel, arcname=rel, filter=keep)
@@ -161,6 +207,15 @@ def _alive(pid: int) -> bool:
 
 
 def cmd_start(mirror: Path, run_id: str, argv: list[str]) -> int:
+    try:
+        return _start(mirror, run_id, argv)
+    except OSError as exc:  # the launch folder's few files did not fit
+        if is_disk_full(exc):
+            return fail_disk_full(mirror, str(exc))
+        return fail("io", f"cannot start the run in {mirror}: {exc}")
+
+
+def _start(mirror: Path, run_id: str, argv: list[str]) -> int:
     launch = mirror / "remote" / run_id
     if launch.exists() or (mirror / "runs" / run_id).exists():
         return fail("exists", f"a run {run_id} already exists in {mirror}")

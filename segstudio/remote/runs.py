@@ -4,7 +4,7 @@ A remote run is recorded in PROJECT/runs/<run-id>/remote.json (host, mirror, lau
 beside the events received so far (events.jsonl, one line per event, exactly as the host
 wrote them), so any later process (`segstudio runs attach`, the app after a restart) carries
 on from the last event it has. When the run ends, its folder and model come back into
-PROJECT/runs and PROJECT/models like a local run's.
+PROJECT/runs and PROJECT/models like a local run's (results.py).
 """
 
 from __future__ import annotations
@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import tarfile
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
-from segstudio.core.atomic import atomic_write_bytes, atomic_write_json
+from segstudio.core.atomic import atomic_write_json
 from segstudio.core.errors import TrainingError
 from segstudio.core.project import Project
 from segstudio.remote.hosts import HostConfig, HostRegistry
@@ -29,7 +28,7 @@ from segstudio.remote.probe import (
     require_disk,
     require_segstudio,
 )
-from segstudio.remote.ssh import RemoteError, Ssh, python_command
+from segstudio.remote.ssh import Ssh, python_command
 from segstudio.remote.sync import SyncResult, agent_error, plan_mirror, sync_project
 
 RECORD_NAME = "remote.json"
@@ -163,50 +162,6 @@ def stop_run(run: RemoteRun, kill: bool = False, ssh: Ssh | None = None) -> str:
     if result.code != 0:
         raise agent_error(run.host, result.stderr, "stopping the run")
     return str(json.loads(result.stdout.strip().splitlines()[-1])["action"])
-
-
-# -- results ------------------------------------------------------------------------------------
-def unpack(stream: IO[bytes], root: Path) -> list[Path]:
-    """Write the tar's regular files under `root`, each atomically; paths leaving root are refused."""
-    written: list[Path] = []
-    with tarfile.open(fileobj=stream, mode="r|") as tar:
-        for member in tar:
-            parts = Path(member.name).parts
-            if not member.isfile() or Path(member.name).is_absolute() or ".." in parts:
-                continue
-            source = tar.extractfile(member)
-            if source is None:
-                continue
-            target = root / Path(*parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_bytes(target, source.read())
-            written.append(target)
-    return written
-
-
-def fetch_paths(run: RemoteRun, rels: list[str], checkpoints: bool = False, ssh: Ssh | None = None) -> list[Path]:
-    """Copy files or folders of the mirror (relative paths) to the same places in the project."""
-    host = host_of(run)
-    ssh = ssh or Ssh(host.name)
-    args = ["-m", "segstudio.remote.agent", "pack", run.mirror, *rels] + (["--checkpoints"] if checkpoints else [])
-    process = ssh.popen(python_command(host.interpreter, args), stdout=-1, stderr=-1)
-    assert process.stdout is not None and process.stderr is not None
-    try:
-        written = unpack(process.stdout, run.project_root)
-    except tarfile.TarError as exc:
-        process.kill()
-        raise RemoteError(f"the results of run {run.run_id} from host {run.host} arrived damaged ({exc}); "
-                          f"fetch them again with 'segstudio runs attach'") from exc
-    err = process.stderr.read().decode("utf-8", "replace")
-    if process.wait() != 0:
-        raise agent_error(run.host, err, f"sending {', '.join(rels)}")
-    return written
-
-
-def fetch_results(run: RemoteRun, checkpoints: bool = False, ssh: Ssh | None = None) -> list[Path]:
-    """The run's folder (config, metrics, previews) and model, into PROJECT/runs and PROJECT/models."""
-    rels = [f"runs/{run.run_id}", f"models/{run.run_id}"]
-    return fetch_paths(run, rels, checkpoints, ssh)
 
 
 def attach_command(run: RemoteRun) -> str:

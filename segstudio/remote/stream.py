@@ -22,14 +22,8 @@ from typing import Any
 from segstudio.core.atomic import atomic_write_json
 from segstudio.core.runs import write_outcome
 from segstudio.remote.agent import FINAL_EVENTS, HEARTBEAT
-from segstudio.remote.runs import (
-    RemoteRun,
-    attach_command,
-    fetch_paths,
-    fetch_results,
-    host_of,
-    stop_run,
-)
+from segstudio.remote.results import ResultsNotSaved, fetch_paths, fetch_results
+from segstudio.remote.runs import RemoteRun, attach_command, host_of, stop_run
 from segstudio.remote.ssh import SSH_EXIT_ERROR, RemoteError, Ssh, explain, python_command
 from segstudio.remote.sync import agent_error
 
@@ -191,7 +185,10 @@ class EventStream:
             rels = [p[len(self.run.mirror) + 1:] for p in event.get("images") or []
                     if isinstance(p, str) and p.startswith(self.run.mirror + "/")]
             if rels:
-                fetch_paths(self.run, rels, ssh=self.ssh)
+                try:
+                    fetch_paths(self.run, rels, ssh=self.ssh)
+                except ResultsNotSaved as exc:  # a preview is not worth ending the stream for
+                    self.on_event({"event": "warning", "time": time.time(), "message": str(exc)})
         elif kind in FINAL_EVENTS:
             self._fetch_results(local)
         self.on_event(local)

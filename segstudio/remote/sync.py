@@ -166,14 +166,31 @@ def remote_state(ssh: Ssh, host: HostConfig, mirror: str) -> dict[str, dict[str,
     return dict(json.loads(result.stdout.strip().splitlines()[-1])["files"])
 
 
+def disk_full_message(host: str, doing: str, info: dict[str, Any]) -> str:
+    """The host's full disk in words: where, how much is missing (when known), what to do."""
+    where = f" in {info['path']}" if info.get("path") else ""
+    figures = []
+    if isinstance(info.get("needed"), int) and info["needed"] > 0:
+        figures.append(f"{_size(info['needed'])} still to write")
+    if isinstance(info.get("free"), int):
+        figures.append(f"{_size(info['free'])} free")
+    kept = ""
+    if isinstance(info.get("landed"), int):
+        kept = (f"; the {info['landed']} whole files that arrived are kept and not sent again, "
+                "nothing half-written was kept")
+    return (f"the disk of host {host} is full{where} while {doing}"
+            + (f" ({', '.join(figures)})" if figures else "")
+            + f"; free space on {host} (or move its folder: 'segstudio remote add {host} --root DIR'), "
+              f"then try again{kept}. The project on this computer is untouched")
+
+
 def agent_error(host: str, stderr: str, doing: str) -> RemoteError:
     """The agent's typed failure (or its raw stderr) as a message naming the host."""
     for line in stderr.splitlines():
         if line.startswith(ERROR_MARKER):
             info = json.loads(line[len(ERROR_MARKER):])
             if info["kind"] == "disk_full":
-                return RemoteError(f"the disk of host {host} is full ({info['message']}) while {doing}; "
-                                   f"free space there, then try again: files already sent are kept")
+                return RemoteError(disk_full_message(host, doing, info))
             return RemoteError(f"host {host}, {doing}: {info['message']}")
     return RemoteError(f"host {host}, {doing}, failed: {stderr.strip()[-500:] or 'no message'}; "
                        f"'segstudio remote check {host}' tells what is missing")
