@@ -1,0 +1,136 @@
+"""Masks of gigapixel images: lazily allocated in memory, saved as compressed chunks, only
+the chunks edited since the last save written, reloaded exactly, undone by tile."""
+
+from __future__ import annotations
+
+import json
+import sys
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segstudio.core.classes import ClassTable
+from segstudio.core.errors import MaskError
+from segstudio.core.mask_document import MaskDocument
+from segstudio.core.region import Region
+from segstudio.core.tiled_mask import CHUNK, DirtyChunks, TiledMaskStore, allocate, uses_tiles
+
+CLASSES = ClassTable.from_names(["background", "tissue", "tumour"])
+
+
+def dab(doc: MaskDocument, y: int, x: int, r: int, value: int) -> None:
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    doc.write(Region(y - r, x - r, y + r + 1, x + r + 1), value, where=yy * yy + xx * xx <= r * r)
+
+
+def strokes(doc: MaskDocument, rng: np.random.Generator, count: int) -> None:
+    h, w = doc.shape
+    for i in range(count):
+        doc.begin_stroke("brush")
+        y, x = int(rng.integers(0, h)), int(rng.integers(0, w))
+        for step in range(10):
+            dab(doc, y + 3 * step, x + 5 * step, 12, 1 + i % 2)
+        doc.end_stroke()
+
+
+def test_size_rule() -> None:
+    assert not uses_tiles(8192, 8192)
+    assert uses_tiles(20_000, 20_000)
+
+
+def test_painted_mask_survives_save_and_reload_exactly(tmp_path: Path) -> None:
+    shape = (6000, 5100)  # edge chunks are partial on both axes
+    doc = MaskDocument(allocate(*shape), CLASSES)
+    dirty = DirtyChunks()
+    doc.add_listener(dirty)
+    strokes(doc, np.random.default_rng(1), 30)
+    dab_edge = (shape[0] - 3, shape[1] - 2)
+    doc.begin_stroke("edge")
+    dab(doc, *dab_edge, 6, 2)
+    doc.end_stroke()
+    store = TiledMaskStore(tmp_path / "m.zarr", shape)
+    keys = dirty.take()
+    assert store.write(doc.mask, keys) == len(keys)
+    assert set(store.stored_keys()) == keys  # every dirty chunk holds paint here
+    again = TiledMaskStore.open(tmp_path / "m.zarr").read()
+    assert again.shape == shape and np.array_equal(again, doc.mask)
+
+    # An undo is an edit like any other: its chunks are dirty, and the file follows it.
+    doc.undo()
+    keys = dirty.take()
+    assert keys and all(k[0] == (shape[0] - 1) // CHUNK for k in keys)
+    store.write(doc.mask, keys)
+    assert np.array_equal(TiledMaskStore.open(tmp_path / "m.zarr").read(), doc.mask)
+
+
+def test_a_save_writes_only_the_dirty_chunks(tmp_path: Path) -> None:
+    shape = (4096, 4096)
+    doc = MaskDocument(allocate(*shape), CLASSES)
+    dirty = DirtyChunks()
+    doc.add_listener(dirty)
+    store = TiledMaskStore(tmp_path / "m.zarr", shape)
+    strokes(doc, np.random.default_rng(2), 10)
+    store.write(doc.mask, dirty.take())
+    before = {p.name: p.stat().st_mtime_ns for p in store.path.iterdir() if not p.name.startswith(".")}
+    doc.begin_stroke("one dab")
+    dab(doc, 100, 100, 5, 2)  # chunk 0.0 only
+    doc.end_stroke()
+    assert dirty.take() == {(0, 0)}
+    assert store.write(doc.mask, {(0, 0)}) == 1
+    after = {p.name: p.stat().st_mtime_ns for p in store.path.iterdir() if not p.name.startswith(".")}
+    assert {n for n in after if after[n] != before.get(n)} == {"0.0"}
+
+
+def test_erased_chunk_loses_its_file(tmp_path: Path) -> None:
+    doc = MaskDocument(allocate(2000, 2000), CLASSES)
+    store = TiledMaskStore(tmp_path / "m.zarr", doc.shape)
+    doc.apply_edit("box", Region(600, 600, 700, 700), 1)
+    store.write(doc.mask, {(1, 1)})
+    assert store.stored_keys() == [(1, 1)]
+    doc.undo()
+    store.write(doc.mask, {(1, 1)})
+    assert store.stored_keys() == []
+    assert not store.read().any()
+
+
+def test_store_is_zarr_v2_layout(tmp_path: Path) -> None:
+    mask = allocate(1000, 700)
+    mask[510:520, 600:700] = 2
+    store = TiledMaskStore(tmp_path / "m.zarr", mask.shape)
+    store.write(mask)
+    header = json.loads((store.path / ".zarray").read_text())
+    assert header["shape"] == [1000, 700] and header["chunks"] == [CHUNK, CHUNK]
+    assert header["dtype"] == "|u1" and header["compressor"]["id"] == "zlib"
+    block = np.frombuffer(zlib.decompress((store.path / "1.1").read_bytes()), np.uint8).reshape(CHUNK, CHUNK)
+    assert np.array_equal(block[:488, :188], mask[512:, 512:])  # padded edge chunk, as zarr writes it
+
+
+def test_damaged_chunk_names_the_file(tmp_path: Path) -> None:
+    mask = allocate(600, 600)
+    mask[:10, :10] = 1
+    store = TiledMaskStore(tmp_path / "m.zarr", mask.shape)
+    store.write(mask)
+    (store.path / "0.0").write_bytes(b"not zlib")
+    with pytest.raises(MaskError, match="chunk 0.0 is damaged"):
+        store.read()
+    with pytest.raises(MaskError, match="not a tiled mask"):
+        TiledMaskStore.open(tmp_path / "missing.zarr")
+
+
+def _rss_kb() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
+def test_a_50k_mask_costs_memory_only_where_painted() -> None:
+    before = _rss_kb()
+    doc = MaskDocument(allocate(50_000, 50_000), CLASSES)  # 2.5 GB if it were committed
+    strokes(doc, np.random.default_rng(3), 20)
+    grown_mb = (_rss_kb() - before) / 1024
+    assert doc.history.undo_depth == 20
+    assert grown_mb < 200, grown_mb
