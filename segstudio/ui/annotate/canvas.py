@@ -31,12 +31,26 @@ from segstudio.core.mask_document import MaskDocument
 from segstudio.core.region import Region
 from segstudio.ui.annotate.assist_session import AssistSession
 from segstudio.ui.annotate.assist_tool import AssistTool
-from segstudio.ui.annotate.canvas_render import ImageLayer, MaskLayer, RgbaLayer
+from segstudio.ui.annotate.canvas_render import ImageLayer, MaskLayer, RegionSource, RgbaLayer
 from segstudio.ui.annotate.canvas_tools import MAX_BRUSH, MIN_BRUSH, TOOL_CLASSES, Pointer, Tool
 
 MIN_SCALE, MAX_SCALE = 1 / 64, 64.0
 WHEEL_STEP = 1.0015  # per eighth of a degree: one 15-degree notch zooms by about 20%
 BACKGROUND = QColor(48, 48, 48)
+
+
+def _as_pixels(image: np.ndarray | RegionSource) -> np.ndarray | RegionSource:
+    """An array as 8-bit RGB; a RegionSource (a gigapixel image) as it is."""
+    if hasattr(image, "read_scaled") and not isinstance(image, np.ndarray):
+        return image
+    array = np.asarray(image)
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        array = to_rgb8(array)
+    return array
+
+
+def _shape_of(image: np.ndarray | RegionSource) -> tuple[int, int]:
+    return (int(image.shape[0]), int(image.shape[1]))
 
 
 class Canvas(QGraphicsView):
@@ -158,7 +172,7 @@ class Canvas(QGraphicsView):
             self.viewport().update(self.mapFromScene(rect).boundingRect().adjusted(-3, -3, 3, 3))
 
     # -- public API -------------------------------------------------------------------------
-    def set_document(self, image_rgb: np.ndarray | None, doc: MaskDocument | None) -> None:
+    def set_document(self, image_rgb: np.ndarray | RegionSource | None, doc: MaskDocument | None) -> None:
         """Show an image and its mask document (None clears the canvas and its extra layers)."""
         for tool in self._tools.values():
             tool.cancel()  # no half-drawn polygon or scribble may carry over to another image
@@ -173,15 +187,16 @@ class Canvas(QGraphicsView):
             self.scene().setSceneRect(QRectF(0, 0, 1, 1))
             self.viewport().update()
             return
-        image = np.asarray(image_rgb)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            image = to_rgb8(image)
-        if image.shape[:2] != doc.shape:
+        image = _as_pixels(image_rgb)
+        height, width = _shape_of(image)
+        if (height, width) != doc.shape:
             raise MaskError(
                 f"the mask is {doc.shape[1]}x{doc.shape[0]} but the image is "
-                f"{image.shape[1]}x{image.shape[0]}; the mask must match its image"
+                f"{width}x{height}; the mask must match its image"
             )
-        self._image = image
+        # A gigapixel image is read by tiles: tools that need the whole picture (wand,
+        # GrabCut, assist) see no image and stay idle; brush, eraser, fill and polygon work.
+        self._image = image if isinstance(image, np.ndarray) else None
         self._doc = doc
         self._image_layer = ImageLayer(image)
         self._image_layer.set_levels(*self._levels)
@@ -193,20 +208,19 @@ class Canvas(QGraphicsView):
         self.zoom_fit()
         self.viewport().update()
 
-    def set_image(self, image_rgb: np.ndarray) -> None:
+    def set_image(self, image_rgb: np.ndarray | RegionSource) -> None:
         """Show new pixels for the open document (the display mapping changed), keeping the
         mask, the zoom and pan, the tool's state and the extra layers."""
         if self._doc is None:
             return
-        image = np.asarray(image_rgb)
-        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
-            image = to_rgb8(image)
-        if image.shape[:2] != self._doc.shape:
+        image = _as_pixels(image_rgb)
+        height, width = _shape_of(image)
+        if (height, width) != self._doc.shape:
             raise MaskError(
-                f"the new pixels are {image.shape[1]}x{image.shape[0]} but the image is "
+                f"the new pixels are {width}x{height} but the image is "
                 f"{self._doc.shape[1]}x{self._doc.shape[0]}; they must match"
             )
-        self._image = image
+        self._image = image if isinstance(image, np.ndarray) else None
         self._image_layer = ImageLayer(image)
         self._image_layer.set_levels(*self._levels)
         self.viewport().update()

@@ -15,6 +15,7 @@ import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import cv2
 import numpy as np
@@ -263,15 +264,36 @@ def levels_lut(low: float, high: float) -> np.ndarray | None:
     return np.clip(np.round(ramp), 0, 255).astype(np.uint8)
 
 
-class ImageLayer:
-    """The photo as RGB32 tiles, with brightness/contrast levels applied while rendering."""
+class RegionSource(Protocol):
+    """Pixels read on demand (a gigapixel image, core/gigapixel.py): never one whole array."""
 
-    def __init__(self, image_rgb: np.ndarray, tile: int = TILE) -> None:
-        self.image = image_rgb
+    @property
+    def shape(self) -> tuple[int, int]: ...
+
+    def read_scaled(self, k: int, region: Region) -> np.ndarray:
+        """RGB8 of `region` in the 1/2**k grid."""
+        ...
+
+
+class ImageLayer:
+    """The photo as RGB32 tiles, with brightness/contrast levels applied while rendering.
+
+    The pixels are an array, or a RegionSource asked for just the tiles and level on screen.
+    """
+
+    def __init__(self, image_rgb: np.ndarray | RegionSource, tile: int = TILE) -> None:
         self._lut: np.ndarray | None = None
-        # Downscaled copies, made by area averaging on first use (the image never changes).
-        self._sources: dict[int, np.ndarray] = {0: image_rgb}
-        h, w = image_rgb.shape[:2]
+        if isinstance(image_rgb, np.ndarray):
+            self.image: np.ndarray | None = image_rgb
+            self.region_source: RegionSource | None = None
+            # Downscaled copies, made by area averaging on first use (the image never changes).
+            self._sources: dict[int, np.ndarray] = {0: image_rgb}
+            h, w = image_rgb.shape[:2]
+        else:
+            self.image = None
+            self.region_source = image_rgb
+            self._sources = {}
+            h, w = image_rgb.shape
         self.pyramid = Pyramid(h, w, self._renderer, QImage.Format.Format_RGB32, tile)
 
     @property
@@ -296,7 +318,10 @@ class ImageLayer:
 
     def _renderer(self, k: int) -> RenderFn:
         def render(region: Region, out: np.ndarray) -> None:
-            src = self.source(k)[region.slices]
+            if self.region_source is not None:
+                src = self.region_source.read_scaled(k, region)
+            else:
+                src = self.source(k)[region.slices]
             if self._lut is not None:
                 src = cv2.LUT(src, self._lut)
             # RGB32 is 0xffRRGGBB, i.e. bytes B, G, R, 255 in memory on little-endian machines.

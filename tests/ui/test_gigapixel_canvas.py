@@ -1,0 +1,132 @@
+"""The canvas on a 20,000 x 20,000 tiled TIFF (issue 12, point 4), offscreen: it shows the
+right pixels at fit and at 100 % while decoding only the tiles on screen, paints with the
+brush, and the painted mask survives a save of its dirty chunks and a reload exactly."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PySide6.QtCore import QEvent, QPointF, Qt
+from PySide6.QtGui import QMouseEvent
+from PySide6.QtWidgets import QApplication
+
+from segstudio.core.classes import ClassTable
+from segstudio.core.gigapixel import GigapixelImage
+from segstudio.core.mask_document import MaskDocument
+from segstudio.core.region import Region
+from segstudio.core.tiled_mask import CHUNK, DirtyChunks, TiledMaskStore, allocate
+from segstudio.ui.annotate.canvas import Canvas
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from gigapixel_builders import expected, write_pyramid  # noqa: E402
+
+SIDE = 20_000
+CLASSES = ClassTable.from_names(["background", "tissue", "tumour"])
+
+
+@pytest.fixture(scope="module")
+def slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_pyramid(tmp_path_factory.mktemp("giga") / "slide.tif", SIDE, SIDE)
+
+
+@pytest.fixture
+def canvas(qtbot) -> Canvas:  # noqa: ANN001
+    widget = Canvas()
+    widget.resize(420, 420)
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
+def rgb32(rgb: np.ndarray) -> np.ndarray:
+    """RGB8 as the canvas's RGB32 tile words (0xffRRGGBB)."""
+    r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))
+    return np.uint32(0xFF000000) | (r << 16) | (g << 8) | b
+
+
+def check_tiles(canvas: Canvas) -> int:
+    """Every materialised image tile at the level on screen equals the file's pixels."""
+    layer = canvas.image_layer
+    assert layer is not None
+    k = layer.pyramid.level_for(canvas.scale_factor)
+    grid = layer.pyramid.level(k)
+    assert grid.materialised > 0
+    for key, tile in grid._tiles.items():
+        box: Region = tile.region
+        want = expected(k, 256, box.y0, box.y1, box.x0, box.x1)
+        assert np.array_equal(tile.buffer, rgb32(want)), (k, key)
+    return k
+
+
+def click(canvas: Canvas, x: int, y: int) -> None:
+    pos = canvas.viewportTransform().map(QPointF(x + 0.5, y + 0.5))
+    viewport = canvas.viewport()
+    for kind, buttons in ((QEvent.Type.MouseButtonPress, Qt.MouseButton.LeftButton),
+                          (QEvent.Type.MouseButtonRelease, Qt.MouseButton.NoButton)):
+        event = QMouseEvent(kind, pos, QPointF(viewport.mapToGlobal(pos.toPoint())),
+                            Qt.MouseButton.LeftButton, buttons, Qt.KeyboardModifier.NoModifier)
+        QApplication.sendEvent(viewport, event)
+
+
+def test_shows_the_file_pixels_at_fit_and_100(canvas: Canvas, slide: Path) -> None:
+    with GigapixelImage(slide) as image:
+        doc = MaskDocument(allocate(SIDE, SIDE), CLASSES)
+        canvas.set_document(image, doc)
+        assert canvas.image is None  # whole-image tools stay idle; no whole array exists
+        canvas.flush()
+        assert check_tiles(canvas) == 5  # fit: the 1/32 level, straight from the file's level
+        canvas.zoom_100()
+        canvas.centerOn(12_345, 6_789)
+        canvas.flush()
+        assert check_tiles(canvas) == 0
+        # Only what was shown was decoded: a few tiles, not the 6,100 of the full level.
+        assert image.decode_count < 60
+
+
+def test_paint_save_reload_exact(canvas: Canvas, slide: Path, tmp_path: Path) -> None:
+    with GigapixelImage(slide) as image:
+        doc = MaskDocument(allocate(SIDE, SIDE), CLASSES)
+        dirty = DirtyChunks()
+        doc.add_listener(dirty)
+        canvas.set_document(image, doc)
+        canvas.set_tool("brush")
+        canvas.set_brush_size(15)
+        spots = [(12_000, 9_000, 1), (12_030, 9_000, 2), (CHUNK * 20 - 3, CHUNK * 7 + 2, 1)]
+        for x, y, cls in spots:
+            canvas.zoom_100()
+            canvas.centerOn(x, y)
+            canvas.set_active_class(cls)
+            click(canvas, x, y)
+        assert [int(doc.mask[y, x]) for x, y, _ in spots] == [1, 2, 1]
+        layer = canvas.mask_layer
+        assert layer is not None
+        canvas.flush()
+        for key, tile in layer.tiles._tiles.items():
+            assert np.array_equal(tile.buffer, layer.lut[doc.mask[tile.region.slices]]), key
+
+        store = TiledMaskStore(tmp_path / "slide.zarr", doc.shape)
+        keys = dirty.take()
+        assert 3 <= len(keys) <= 8  # a dab on a chunk corner touches up to 4 chunks
+        store.write(doc.mask, keys)
+        doc.mark_saved()
+
+        reloaded = TiledMaskStore.open(store.path).read()
+        assert set(store.stored_keys()) == keys
+        for key in keys:
+            box = Region(key[0] * CHUNK, key[1] * CHUNK, (key[0] + 1) * CHUNK, (key[1] + 1) * CHUNK)
+            assert np.array_equal(reloaded[box.slices], doc.mask[box.slices]), key
+        # Reopened on the canvas, the painted pixels show again.
+        again = MaskDocument(reloaded, CLASSES)
+        canvas.set_document(image, again)
+        canvas.zoom_100()
+        canvas.centerOn(12_000, 9_000)
+        canvas.flush()
+        layer = canvas.mask_layer
+        assert layer is not None
+        tile = layer.tiles._tiles[(9_000 // 512, 12_000 // 512)]
+        assert np.array_equal(tile.buffer, layer.lut[doc.mask[tile.region.slices]])
+        assert (tile.buffer != 0).any()
