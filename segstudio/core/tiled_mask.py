@@ -47,7 +47,12 @@ def allocate(height: int, width: int) -> np.ndarray:
     Huge pages are declined: one brush dab would otherwise commit 2 MB per row band.
     """
     size = max(1, int(height) * int(width))
-    buffer = mmap.mmap(-1, size)
+    # Private: a read of an unwritten page maps the shared zero page (a shared mapping would
+    # allocate it); Windows has no flags and commits on write there too.
+    if hasattr(mmap, "MAP_PRIVATE"):
+        buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", 0x20))
+    else:
+        buffer = mmap.mmap(-1, size)
     if hasattr(mmap, "MADV_NOHUGEPAGE"):
         with contextlib.suppress(OSError):
             buffer.madvise(mmap.MADV_NOHUGEPAGE)

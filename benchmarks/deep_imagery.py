@@ -1,0 +1,175 @@
+"""Gigapixel images on the real canvas, offscreen (issue 12, point 4). Prints key=value:
+
+  open_gigapixel_s         open a 50,000 x 50,000 RGB pyramidal JPEG-tiled TIFF to the first
+                           full view (header, mask, set_document, every visible tile, a paint) <= 2
+  open_gigapixel_rss_mb    resident memory that open added                                      <= 800
+  dab_p95_ms_gigapixel     one brush dab (radius 20) at 100 %: press -> overlay re-rendered       <= 8
+  save_gigapixel_s         save after 50 strokes spread over the image (dirty chunks only)       <= 1
+  predict_gigapixel_rss_mb not_measured: tiled prediction is not built yet
+
+The fixture is written by tests/core/gigapixel_builders.py from a bank of repeated tiles (a
+second or so, ~200 MB with JPEG tiles at 50k). Usage:
+  QT_QPA_PLATFORM=offscreen python benchmarks/deep_imagery.py [--size 50000] [--view 1600x1000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
+
+import numpy as np  # noqa: E402
+from gigapixel_builders import write_pyramid  # noqa: E402
+from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
+from PySide6.QtGui import QMouseEvent  # noqa: E402
+from PySide6.QtWidgets import QApplication  # noqa: E402
+
+from segstudio.core.classes import ClassTable  # noqa: E402
+from segstudio.core.gigapixel import GigapixelImage  # noqa: E402
+from segstudio.core.mask_document import MaskDocument  # noqa: E402
+from segstudio.core.tiled_mask import DirtyChunks, TiledMaskStore, allocate  # noqa: E402
+from segstudio.ui.annotate.canvas import Canvas  # noqa: E402
+
+CLASSES = ClassTable.from_names(["background", "tissue", "tumour", "stroma", "necrosis"])
+LEFT, NONE, NOMOD = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+
+
+def rss_mb() -> float:
+    """Resident set size now (Linux /proc; elsewhere 0, and the rss keys say not_measured)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+class Mouse:
+    """Real QMouseEvents at image coordinates, sent to the canvas viewport."""
+
+    def __init__(self, canvas: Canvas) -> None:
+        self.canvas, self.viewport = canvas, canvas.viewport()
+
+    def _send(self, kind: QEvent.Type, x: float, y: float, button: Qt.MouseButton, buttons: Qt.MouseButton) -> None:
+        pos = self.canvas.viewportTransform().map(QPointF(x, y))
+        QApplication.sendEvent(self.viewport, QMouseEvent(kind, pos, pos, button, buttons, NOMOD))
+
+    def press(self, x: float, y: float) -> None:
+        self._send(QEvent.Type.MouseButtonPress, x, y, LEFT, LEFT)
+
+    def move(self, x: float, y: float) -> None:
+        self._send(QEvent.Type.MouseMove, x, y, NONE, LEFT)
+
+    def release(self, x: float, y: float) -> None:
+        self._send(QEvent.Type.MouseButtonRelease, x, y, LEFT, NONE)
+
+
+def fmt(value: float, digits: int = 3) -> str:
+    return "not_measured" if value != value else f"{value:.{digits}f}"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=50_000)
+    parser.add_argument("--view", default="1600x1000", help="viewport size WxH")
+    parser.add_argument("--strokes", type=int, default=50)
+    parser.add_argument("--dabs", type=int, default=300)
+    args = parser.parse_args()
+    size = args.size
+    app = QApplication.instance() or QApplication([])
+    rng = np.random.default_rng(5)
+
+    with tempfile.TemporaryDirectory(prefix="segstudio-deep-") as tmp:
+        path = Path(tmp) / "slide.tif"
+        start = time.perf_counter()
+        write_pyramid(path, size, size, compression="jpeg")
+        print(f"fixture_s={time.perf_counter() - start:.2f} fixture_mb={path.stat().st_size / 2**20:.0f} "
+              f"size={size}")
+
+        canvas = Canvas()
+        width, height = (int(v) for v in args.view.split("x"))
+        canvas.resize(width, height)
+        canvas.show()
+        app.processEvents()
+        rss0 = rss_mb()
+
+        start = time.perf_counter()
+        image = GigapixelImage(path)
+        doc = MaskDocument(allocate(size, size), CLASSES)
+        dirty = DirtyChunks()
+        doc.add_listener(dirty)
+        canvas.set_document(image, doc)
+        canvas.flush()
+        canvas.viewport().repaint()
+        open_s = time.perf_counter() - start
+        print(f"open_gigapixel_s={open_s:.3f}")
+        print(f"open_gigapixel_rss_mb={fmt(rss_mb() - rss0, 0)}")
+        layer = canvas.image_layer
+        assert layer is not None
+        print(f"fit_level={layer.pyramid.level_for(canvas.scale_factor)} levels={len(image.levels)} "
+              f"open_decoded_tiles={image.decode_count}")
+
+        # Dabs at 100 %, in views spread over the image (each view's tiles rendered first).
+        mouse = Mouse(canvas)
+        canvas.set_tool("brush")
+        canvas.set_brush_size(20)
+        canvas.zoom_100()
+        presses = []
+        views = 10
+        for v in range(views):
+            cx, cy = rng.uniform(1000, size - 1000, 2)
+            canvas.centerOn(cx, cy)
+            canvas.flush()
+            rect = canvas.visible_scene_rect()
+            for i in range(args.dabs // views):
+                x = rng.uniform(rect.left() + 30, rect.right() - 30)
+                y = rng.uniform(rect.top() + 30, rect.bottom() - 30)
+                canvas.set_active_class(1 + (i + v) % 4)
+                t0 = time.perf_counter()
+                mouse.press(x, y)
+                canvas.flush()
+                presses.append(time.perf_counter() - t0)
+                mouse.release(x, y)
+            app.processEvents()
+        print(f"dab_p50_ms_gigapixel={np.percentile(presses, 50) * 1000:.2f}")
+        print(f"dab_p95_ms_gigapixel={np.percentile(presses, 95) * 1000:.2f}")
+
+        # 50 strokes (20 pointer events, radius 30) spread over the image, then one save.
+        store = TiledMaskStore(Path(tmp) / "slide.zarr", doc.shape)
+        store.write(doc.mask, dirty.take())  # the dabs above: saved before, not timed
+        doc.mark_saved()
+        canvas.set_brush_size(30)
+        for s in range(args.strokes):
+            x, y = rng.uniform(1000, size - 1000, 2)
+            canvas.centerOn(x, y)
+            walk = np.cumsum(rng.normal(0, 25, size=(20, 2)), axis=0) + (x, y)
+            canvas.set_active_class(1 + s % 4)
+            mouse.press(*walk[0])
+            for px, py in walk[1:-1]:
+                mouse.move(px, py)
+            mouse.release(*walk[-1])
+        app.processEvents()
+        start = time.perf_counter()
+        keys = dirty.take()
+        written = store.write(doc.mask, keys)
+        doc.mark_saved()
+        print(f"save_gigapixel_s={time.perf_counter() - start:.3f} save_chunks={written}")
+        reread = TiledMaskStore.open(store.path).read()
+        ok = all(np.array_equal(reread[k[0] * 512:(k[0] + 1) * 512, k[1] * 512:(k[1] + 1) * 512],
+                                doc.mask[k[0] * 512:(k[0] + 1) * 512, k[1] * 512:(k[1] + 1) * 512])
+                 for k in keys)
+        print(f"save_roundtrip_exact={int(ok)} session_rss_mb={fmt(rss_mb() - rss0, 0)}")
+        print("predict_gigapixel_rss_mb=not_measured")
+        canvas.set_document(None, None)
+        image.close()
+
+
+if __name__ == "__main__":
+    main()
