@@ -15,6 +15,7 @@ from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QLabel, QMenu, QWidget
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from pathlib import Path
 
     from segstudio.core.project import Project
@@ -29,7 +30,17 @@ class TrainingDock(QDockWidget):
         super().__init__("Training", parent)
         self.setObjectName("training_dock")
         self.controller: TrainingController | None = None
+        self.before_show: Callable[[], None] | None = None
         self.setWidget(QLabel("Training is prepared when first shown."))
+
+    def setVisible(self, visible: bool) -> None:  # noqa: N802 - Qt override
+        # Joining the Model dock's tab stack must happen before the dock shows: shown first as a
+        # dock of its own under the class list, its minimum height made the window grow past a
+        # 1280x800 screen (and Qt never shrinks it back). Every way of showing (menu, Ctrl+T,
+        # the dock's context menu) comes through here.
+        if visible and self.isHidden() and self.before_show is not None:
+            self.before_show()
+        super().setVisible(visible)
 
     def build(self) -> TrainingController:
         if self.controller is not None:
@@ -49,6 +60,9 @@ class TrainingDock(QDockWidget):
         panel_scroll.setWidgetResizable(True)
         panel_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         panel_scroll.setWidget(self.panel)
+        # Two rows when squeezed (Qt's default minimum is about three): with the dashboard under
+        # it, the dock then leaves the class list its eight rows on a 1280x800 screen.
+        panel_scroll.setMinimumHeight(2 * self.panel.fontMetrics().height() + 16)
         train = QSplitter(Qt.Orientation.Vertical)
         train.addWidget(panel_scroll)
         train.addWidget(self.dashboard)
@@ -85,6 +99,7 @@ class TrainingHook:
         self.dock = TrainingDock()
         context.add_dock(self.dock, Qt.DockWidgetArea.RightDockWidgetArea)
         self.dock.hide()
+        self.dock.before_show = self._join_model_tabs
         menu = QMenu("&Training")
         menu.setObjectName("menu_training")
         self.train_action = QAction("&Train model", menu)
@@ -133,12 +148,15 @@ class TrainingHook:
         self.dock.raise_()
         return controller
 
-    def _on_dock_visibility_changed(self, visible: bool) -> None:
-        if visible and not self._tabified:
-            # One tab stack with the Model dock (both are about the model), so showing training
-            # never squeezes the class list; done once, so the user's own arrangement wins.
+    def _join_model_tabs(self) -> None:
+        """One tab stack with the Model dock (both are about the model), so showing training
+        never squeezes the class list; done once, so the user's own arrangement wins."""
+        if not self._tabified:
             self._tabified = self.tab_dock(self.dock, MODEL_DOCK)
+
+    def _on_dock_visibility_changed(self, visible: bool) -> None:
         if visible:
+            self._join_model_tabs()  # when the Model dock was hidden at the first show
             controller = self.controller
             # Probing imports torch in a child (seconds of CPU): only once training is wanted.
             controller.start_probe()

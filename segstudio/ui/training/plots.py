@@ -18,6 +18,10 @@ from PySide6.QtWidgets import (
 )
 
 # Colour-blind-safe (Okabe-Ito) colours, in the order series are added.
+# Two plots stacked in the Training dock, tabbed with the Model dock under the class list,
+# must fit a 1280x800 screen: at 150 px each the dock's minimum pushed the window past the
+# screen's bottom. 90 px still shows a title, three readable ticks and the curve.
+PLOT_MIN_HEIGHT = 90
 SERIES_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
@@ -42,7 +46,7 @@ def make_plot(title: str, y_label: str, y_range: tuple[float, float] | None = No
     plot.getPlotItem().hideButtons()
     if y_range is not None:
         plot.setYRange(*y_range, padding=0.02)
-    plot.setMinimumHeight(150)
+    plot.setMinimumHeight(PLOT_MIN_HEIGHT)
     return plot
 
 
@@ -119,7 +123,7 @@ class ClassBars(pg.PlotWidget):
         self.getAxis("left").setStyle(tickFont=QFont(self.font().family(), 8))
         self.legend = self.addLegend(offset=(-8, 8), labelTextSize="8pt")
         self._items: list[pg.BarGraphItem] = []
-        self.setMinimumHeight(160)
+        self.setMinimumHeight(PLOT_MIN_HEIGHT)
 
     def set_values(self, classes: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]]) -> None:
         """`classes` top to bottom; `series` is [(name, value per class)] (None: no bar)."""
