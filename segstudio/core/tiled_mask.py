@@ -2,12 +2,13 @@
 
 A 50,000 x 50,000 mask is 2.5 GB as one PNG-sized array and takes tens of seconds to
 encode. Here it is:
-- in memory, an anonymous zero-filled mapping (`allocate`): the OS hands out a page only
-  when it is first written, so memory follows the painted area, and MaskDocument, the tools
-  and the canvas use it as the plain uint8 array they already know;
+- in memory, a lazily committed mapping reading as the unlabelled id (`allocate`): the OS
+  hands out a page only when it is first written, so memory follows the painted area, and
+  MaskDocument, the tools and the canvas use it as the plain uint8 array they already know;
 - on disk, a folder of 512 x 512 zlib chunks in the zarr v2 layout (`.zarray` + "i.j"
-  files; an all-unlabelled chunk has no file), so any zarr reader opens it, and a save
-  writes only the chunks edited since the last one (`DirtyChunks` listens to the document).
+  files; a chunk holding only the fill value, the unlabelled id, has no file), so any zarr
+  reader opens it, and a save writes only the chunks edited since the last one
+  (`DirtyChunks` listens to the document).
 
 Each chunk is replaced atomically (temp file, fsync, rename); a crash mid-save leaves every
 chunk whole, either as it was or as saved.
@@ -16,10 +17,13 @@ chunk whole, either as it was or as saved.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import json
 import mmap
 import os
+import sys
 import tempfile
+import weakref
 import zlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -41,22 +45,73 @@ def uses_tiles(height: int, width: int, min_pixels: int = TILED_MIN_PIXELS) -> b
     return height * width > min_pixels
 
 
-def allocate(height: int, width: int) -> np.ndarray:
-    """A writable, C-contiguous zero uint8 array whose pages exist only once written.
+def allocate(height: int, width: int, fill: int = 0) -> np.ndarray:
+    """A writable, C-contiguous uint8 array of `fill` whose memory follows what is written.
 
-    Huge pages are declined: one brush dab would otherwise commit 2 MB per row band.
+    0: an anonymous private mapping (unwritten pages read as the kernel's zero page). Any
+    other value (a project's unlabelled id is usually 255): one FILL_BLOCK of that value in
+    memory, mapped copy-on-write over and over to span the mask, so reads share those pages
+    and a write copies only the 4 kB page it lands in. Where neither exists (Windows), the
+    array is filled for real. Huge pages are declined: a dab would commit 2 MB per row band.
     """
-    size = max(1, int(height) * int(width))
-    # Private: a read of an unwritten page maps the shared zero page (a shared mapping would
-    # allocate it); Windows has no flags and commits on write there too.
-    if hasattr(mmap, "MAP_PRIVATE"):
+    height, width = int(height), int(width)
+    size = max(1, height * width)
+    if not 0 <= int(fill) <= 255:
+        raise MaskError(f"fill value {fill} is not a class id 0-255")
+    if fill == 0 and hasattr(mmap, "MAP_PRIVATE"):
+        # Private: a read of an unwritten page maps the zero page (a shared one would allocate it).
         buffer = mmap.mmap(-1, size, flags=mmap.MAP_PRIVATE | getattr(mmap, "MAP_ANONYMOUS", 0x20))
-    else:
-        buffer = mmap.mmap(-1, size)
-    if hasattr(mmap, "MADV_NOHUGEPAGE"):
-        with contextlib.suppress(OSError):
-            buffer.madvise(mmap.MADV_NOHUGEPAGE)
-    return np.frombuffer(buffer, dtype=np.uint8, count=int(height) * int(width)).reshape(int(height), int(width))
+        if hasattr(mmap, "MADV_NOHUGEPAGE"):
+            with contextlib.suppress(OSError):
+                buffer.madvise(mmap.MADV_NOHUGEPAGE)
+        return np.frombuffer(buffer, dtype=np.uint8, count=height * width).reshape(height, width)
+    mapped = _fill_mapping(size, int(fill)) if size >= FILL_BLOCK else None
+    if mapped is None:
+        return np.full((height, width), int(fill), dtype=np.uint8)
+    return np.frombuffer(mapped, dtype=np.uint8, count=height * width).reshape(height, width)
+
+
+FILL_BLOCK = 2 * 1024 * 1024
+_MAP_FIXED = 0x10  # the same on Linux and macOS
+
+
+def _fill_mapping(size: int, fill: int) -> ctypes.Array | None:
+    """`size` bytes reading as `fill`: one FILL_BLOCK file mapped copy-on-write repeatedly
+    (about 1,200 mappings for 50,000 x 50,000; Linux allows 65,530). None: not available."""
+    if not (sys.platform.startswith("linux") and hasattr(os, "memfd_create")):
+        return None
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.mmap.restype = ctypes.c_void_p
+    libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int, ctypes.c_int,
+                          ctypes.c_long]
+    libc.munmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t]
+    total = -(-size // FILL_BLOCK) * FILL_BLOCK
+    failed = ctypes.c_void_p(-1).value
+    base = libc.mmap(None, total, mmap.PROT_NONE if hasattr(mmap, "PROT_NONE") else 0,
+                     mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS, -1, 0)
+    if base in (None, failed):
+        return None
+    fd = os.memfd_create("segstudio-mask-fill")
+    try:
+        block = memoryview(bytes([fill]) * FILL_BLOCK)
+        while block:
+            block = block[os.write(fd, block):]
+        prot = mmap.PROT_READ | mmap.PROT_WRITE
+        for offset in range(0, total, FILL_BLOCK):
+            got = libc.mmap(base + offset, FILL_BLOCK, prot, mmap.MAP_PRIVATE | _MAP_FIXED, fd, 0)
+            if got != base + offset:
+                libc.munmap(base, total)
+                return None
+    finally:
+        os.close(fd)  # the mappings keep the memory alive
+    # No fault-around: a read would map 16 neighbouring pages per touched row, and each
+    # mapping of the shared block counts in the resident size again.
+    libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    libc.madvise(base, total, getattr(mmap, "MADV_RANDOM", 1))
+    array = (ctypes.c_uint8 * size).from_address(base)
+    # Unmapped when the last numpy view of it is gone (numpy keeps this object as its base).
+    weakref.finalize(array, libc.munmap, base, total)
+    return array
 
 
 def chunk_keys(region: Region, chunk: int = CHUNK) -> set[tuple[int, int]]:
@@ -66,9 +121,11 @@ def chunk_keys(region: Region, chunk: int = CHUNK) -> set[tuple[int, int]]:
 class TiledMaskStore:
     """One mask as a zarr-v2-layout folder of compressed chunks."""
 
-    def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int], chunk: int = CHUNK) -> None:
+    def __init__(self, path: str | os.PathLike[str], shape: tuple[int, int], fill: int = 0,
+                 chunk: int = CHUNK) -> None:
         self.path = Path(path)
         self.shape = (int(shape[0]), int(shape[1]))
+        self.fill = int(fill)  # the value of a chunk without a file (the unlabelled id)
         self.chunk = int(chunk)
 
     @classmethod
@@ -81,6 +138,7 @@ class TiledMaskStore:
             chunks = tuple(int(v) for v in meta["chunks"])
             ok = len(shape) == 2 and chunks[0] == chunks[1] and meta.get("dtype") in ("|u1", "uint8")
             ok = ok and (meta.get("compressor") or {}).get("id") in ("zlib", None)
+            fill = int(meta.get("fill_value") or 0)
         except FileNotFoundError as exc:
             raise MaskError(f"{path}: not a tiled mask (no .zarray header); delete the folder") from exc
         except (OSError, ValueError, KeyError, TypeError) as exc:
@@ -89,11 +147,11 @@ class TiledMaskStore:
         if not ok:
             raise MaskError(f"{path}: a tiled mask must be 2-D uint8 with square zlib chunks; "
                             "delete the folder to start the mask over")
-        return cls(path, (shape[0], shape[1]), chunks[0])
+        return cls(path, (shape[0], shape[1]), fill, chunks[0])
 
     def _header(self) -> dict:
         return {"zarr_format": 2, "shape": list(self.shape), "chunks": [self.chunk, self.chunk],
-                "dtype": "|u1", "compressor": {"id": "zlib", "level": ZLIB_LEVEL}, "fill_value": 0,
+                "dtype": "|u1", "compressor": {"id": "zlib", "level": ZLIB_LEVEL}, "fill_value": self.fill,
                 "order": "C", "filters": None, "dimension_separator": "."}
 
     def _write_file(self, name: str, data: bytes) -> None:
@@ -143,20 +201,20 @@ class TiledMaskStore:
             rows, cols = -(-self.shape[0] // self.chunk), -(-self.shape[1] // self.chunk)
             keys = [(r, c) for r in range(rows) for c in range(cols)]
         count = 0
-        padded = np.zeros((self.chunk, self.chunk), dtype=np.uint8)
+        padded = np.full((self.chunk, self.chunk), self.fill, dtype=np.uint8)
         for key in sorted(set(keys)):
             box = self._box(key)
             if box.empty:
                 continue
             block = mask[box.slices]
             name = f"{key[0]}.{key[1]}"
-            if not block.any():
+            if not (block != self.fill).any():
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(self.path / name)
                     count += 1
                 continue
             if block.shape != padded.shape:  # zarr v2 stores edge chunks at full size
-                padded[...] = 0
+                padded[...] = self.fill
                 padded[:block.shape[0], :block.shape[1]] = block
                 block = padded
             self._write_file(name, zlib.compress(np.ascontiguousarray(block).data, ZLIB_LEVEL))
@@ -166,7 +224,7 @@ class TiledMaskStore:
 
     def read(self) -> np.ndarray:
         """The whole mask as a lazily allocated array (only stored chunks touch memory)."""
-        mask = allocate(*self.shape)
+        mask = allocate(*self.shape, fill=self.fill)
         for key in self.stored_keys():
             box = self._box(key)
             if box.empty:

@@ -40,9 +40,11 @@ def test_size_rule() -> None:
     assert uses_tiles(20_000, 20_000)
 
 
-def test_painted_mask_survives_save_and_reload_exactly(tmp_path: Path) -> None:
+@pytest.mark.parametrize("fill", [0, 255])
+def test_painted_mask_survives_save_and_reload_exactly(tmp_path: Path, fill: int) -> None:
     shape = (6000, 5100)  # edge chunks are partial on both axes
-    doc = MaskDocument(allocate(*shape), CLASSES)
+    doc = MaskDocument(allocate(*shape, fill=fill), CLASSES)
+    assert doc.mask[0, 0] == fill and doc.mask[-1, -1] == fill
     dirty = DirtyChunks()
     doc.add_listener(dirty)
     strokes(doc, np.random.default_rng(1), 30)
@@ -50,7 +52,7 @@ def test_painted_mask_survives_save_and_reload_exactly(tmp_path: Path) -> None:
     doc.begin_stroke("edge")
     dab(doc, *dab_edge, 6, 2)
     doc.end_stroke()
-    store = TiledMaskStore(tmp_path / "m.zarr", shape)
+    store = TiledMaskStore(tmp_path / "m.zarr", shape, fill=fill)
     keys = dirty.take()
     assert store.write(doc.mask, keys) == len(keys)
     assert set(store.stored_keys()) == keys  # every dirty chunk holds paint here
@@ -84,23 +86,25 @@ def test_a_save_writes_only_the_dirty_chunks(tmp_path: Path) -> None:
 
 
 def test_erased_chunk_loses_its_file(tmp_path: Path) -> None:
-    doc = MaskDocument(allocate(2000, 2000), CLASSES)
-    store = TiledMaskStore(tmp_path / "m.zarr", doc.shape)
+    doc = MaskDocument(allocate(2000, 2000, fill=255), CLASSES)
+    store = TiledMaskStore(tmp_path / "m.zarr", doc.shape, fill=255)
     doc.apply_edit("box", Region(600, 600, 700, 700), 1)
     store.write(doc.mask, {(1, 1)})
     assert store.stored_keys() == [(1, 1)]
     doc.undo()
     store.write(doc.mask, {(1, 1)})
     assert store.stored_keys() == []
-    assert not store.read().any()
+    assert (store.read() == 255).all()
 
 
 def test_store_is_zarr_v2_layout(tmp_path: Path) -> None:
-    mask = allocate(1000, 700)
+    mask = allocate(1000, 700, fill=255)
     mask[510:520, 600:700] = 2
-    store = TiledMaskStore(tmp_path / "m.zarr", mask.shape)
+    store = TiledMaskStore(tmp_path / "m.zarr", mask.shape, fill=255)
     store.write(mask)
+    assert store.stored_keys() == [(0, 1), (1, 1)]
     header = json.loads((store.path / ".zarray").read_text())
+    assert header["fill_value"] == 255
     assert header["shape"] == [1000, 700] and header["chunks"] == [CHUNK, CHUNK]
     assert header["dtype"] == "|u1" and header["compressor"]["id"] == "zlib"
     block = np.frombuffer(zlib.decompress((store.path / "1.1").read_bytes()), np.uint8).reshape(CHUNK, CHUNK)
@@ -119,18 +123,32 @@ def test_damaged_chunk_names_the_file(tmp_path: Path) -> None:
         TiledMaskStore.open(tmp_path / "missing.zarr")
 
 
-def _rss_kb() -> int:
+def _rss_kb(key: str = "VmRSS") -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
+        if line.startswith(key + ":"):
             return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    raise AssertionError(f"no {key}")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc/self/status")
-def test_a_50k_mask_costs_memory_only_where_painted() -> None:
-    before = _rss_kb()
-    doc = MaskDocument(allocate(50_000, 50_000), CLASSES)  # 2.5 GB if it were committed
+@pytest.mark.parametrize("fill", [0, 255])
+def test_a_50k_mask_costs_memory_only_where_painted(fill: int) -> None:
+    before = _rss_kb("RssAnon")
+    doc = MaskDocument(allocate(50_000, 50_000, fill=fill), CLASSES)  # 2.5 GB if committed
+    assert doc.mask[49_999, 12_345] == fill
     strokes(doc, np.random.default_rng(3), 20)
-    grown_mb = (_rss_kb() - before) / 1024
+    # Private memory: what the strokes copied (a shared fill block counts once, not here).
+    grown_mb = (_rss_kb("RssAnon") - before) / 1024
     assert doc.history.undo_depth == 20
     assert grown_mb < 200, grown_mb
+
+
+def test_writes_to_a_filled_mask_stay_where_they_land() -> None:
+    """The fill block is mapped many times over: a write must copy its page, never show
+    up in the other mappings of the same block."""
+    mask = allocate(4000, 3000, fill=7)
+    block = 2 * 1024 * 1024
+    flat = mask.reshape(-1)
+    flat[10] = 1
+    assert flat[block + 10] == 7 and flat[3 * block + 10] == 7 and flat[10] == 1
+    assert int(np.count_nonzero(mask != 7)) == 1

@@ -74,7 +74,7 @@ def click(canvas: Canvas, x: int, y: int) -> None:
 
 def test_shows_the_file_pixels_at_fit_and_100(canvas: Canvas, slide: Path) -> None:
     with GigapixelImage(slide) as image:
-        doc = MaskDocument(allocate(SIDE, SIDE), CLASSES)
+        doc = MaskDocument(allocate(SIDE, SIDE, fill=CLASSES.unlabeled_id), CLASSES)
         canvas.set_document(image, doc)
         assert canvas.image is None  # whole-image tools stay idle; no whole array exists
         canvas.flush()
@@ -89,7 +89,7 @@ def test_shows_the_file_pixels_at_fit_and_100(canvas: Canvas, slide: Path) -> No
 
 def test_paint_save_reload_exact(canvas: Canvas, slide: Path, tmp_path: Path) -> None:
     with GigapixelImage(slide) as image:
-        doc = MaskDocument(allocate(SIDE, SIDE), CLASSES)
+        doc = MaskDocument(allocate(SIDE, SIDE, fill=CLASSES.unlabeled_id), CLASSES)
         dirty = DirtyChunks()
         doc.add_listener(dirty)
         canvas.set_document(image, doc)
@@ -108,7 +108,7 @@ def test_paint_save_reload_exact(canvas: Canvas, slide: Path, tmp_path: Path) ->
         for key, tile in layer.tiles._tiles.items():
             assert np.array_equal(tile.buffer, layer.lut[doc.mask[tile.region.slices]]), key
 
-        store = TiledMaskStore(tmp_path / "slide.zarr", doc.shape)
+        store = TiledMaskStore(tmp_path / "slide.zarr", doc.shape, fill=CLASSES.unlabeled_id)
         keys = dirty.take()
         assert 3 <= len(keys) <= 8  # a dab on a chunk corner touches up to 4 chunks
         store.write(doc.mask, keys)
