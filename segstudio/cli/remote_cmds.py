@@ -190,10 +190,11 @@ def train_on_host(args: argparse.Namespace) -> int:
 
     host = HostRegistry().get(args.host)
     project = Project.open(args.project)
-    launched = launch_run(project, host, remote_train_args(args), device=args.device or "auto", gpus=args.gpus or 1,
-                          run_name=args.run_name)
+    launched = launch_run(project, host, remote_train_args(args), device=args.device or "auto", gpus=args.gpus,
+                          run_name=args.run_name, resume=args.resume)
     print(launched.sync.summary(host.name), file=sys.stderr)
-    print(f"run {launched.run.run_id} started on {host.name}; it goes on if this ends: "
+    resumed = f"; resumed from its checkpoint there (start {launched.run.attempt})" if args.resume else ""
+    print(f"run {launched.run.run_id} started on {host.name}{resumed}; it goes on if this ends: "
           f"'{attach_command(launched.run)}' re-attaches", file=sys.stderr)
     return _follow(launched.run, _writer(args.events, args.quiet), getattr(args, "retries", 3))
 

@@ -6,10 +6,15 @@ Standard library only (plus core.atomic), so it starts in a blink on the host:
                           checked); the mirror's state file records each file's hash
     state MIRROR          the state file, each entry checked against the file on disk
     start MIRROR RUN -- ARGV   a detached supervisor (new session) runs ARGV with events
-                          appended to MIRROR/remote/RUN/events.jsonl
+                          appended to MIRROR/remote/RUN/events.jsonl; with --resume (and
+                          --launch NAME for a fresh launch folder) it continues RUN from its
+                          checkpoint, refused while an earlier launch of RUN still runs
     supervise LAUNCH      (started by `start`) waits for the trainer, records how it ended and,
                           if it ended without a final event, appends an `error` event
-    follow LAUNCH --from K    events from line K+1 as they are written; ends after the final one
+    follow LAUNCH --from K    events from line K+1 as they are written; ends after the final one.
+                          When supervisor and trainer are both gone without one (killed, the
+                          host restarted), it appends the verdict: an `error` event with
+                          `unfinished` (why), `run_id` and the last `checkpoint` and its epoch
     stop LAUNCH [--kill]  SIGTERM to the trainer (finish the step, save); a second stop kills
     pack ROOT PATH...     files or folders (a run's folder and model) as a tar stream on stdout
 
@@ -206,18 +211,59 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def cmd_start(mirror: Path, run_id: str, argv: list[str]) -> int:
+def _start_ticks(pid: int) -> str:
+    """When process `pid` started (clock ticks since boot, from /proc): with the boot id it
+    tells the trainer from a later process that got the same pid. Empty where unknown."""
+    with contextlib.suppress(OSError, IndexError):
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()[19]
+    return ""
+
+
+def identity(pid: int) -> dict[str, Any]:
+    return {"pid": pid, "boot_id": boot_id(), "start": _start_ticks(pid)}
+
+
+def _still_running(info: dict[str, Any]) -> bool:
+    """Whether the process recorded in `info` (see identity) is still that process, running."""
+    if info.get("boot_id", boot_id()) != boot_id():
+        return False  # the host restarted since: every process of then is gone
+    pid = int(info["pid"])
+    if not _alive(pid):
+        return False
+    return not info.get("start") or _start_ticks(pid) in ("", info["start"])
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
     try:
-        return _start(mirror, run_id, argv)
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def cmd_start(mirror: Path, run_id: str, argv: list[str], resume: bool = False, launch_name: str | None = None) -> int:
+    try:
+        return _start(mirror, run_id, argv, resume, launch_name or run_id)
     except OSError as exc:  # the launch folder's few files did not fit
         if is_disk_full(exc):
             return fail_disk_full(mirror, str(exc))
         return fail("io", f"cannot start the run in {mirror}: {exc}")
 
 
-def _start(mirror: Path, run_id: str, argv: list[str]) -> int:
-    launch = mirror / "remote" / run_id
-    if launch.exists() or (mirror / "runs" / run_id).exists():
+def _start(mirror: Path, run_id: str, argv: list[str], resume: bool, launch_name: str) -> int:
+    launch = mirror / "remote" / launch_name
+    if resume:
+        running = [p.parent for p in (mirror / "remote" / run_id).rglob("trainer.json")
+                   if (info := _read_json(p)) and _still_running(info)]
+        if running:
+            return fail("running", f"run {run_id} is still running on this host (launch {running[0]}); "
+                                   "follow it instead, or stop it first")
+        if not (mirror / "runs" / run_id / "checkpoints" / "last.pt").is_file():
+            return fail("missing", f"run {run_id} has no checkpoint in {mirror / 'runs' / run_id} on this host; "
+                                   "start a new run instead")
+        if launch.exists():
+            return fail("exists", f"{launch} exists already")
+    elif launch.exists() or (mirror / "runs" / run_id).exists():
         return fail("exists", f"a run {run_id} already exists in {mirror}")
     launch.mkdir(parents=True)
     if argv[:1] == ["python"]:  # the interpreter this agent runs under: the host's segstudio
@@ -229,7 +275,7 @@ def _start(mirror: Path, run_id: str, argv: list[str]) -> int:
         [sys.executable, "-m", "segstudio.remote.agent", "supervise", str(launch)],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True, close_fds=True, cwd=str(mirror))
-    atomic_write_json(launch / "supervisor.json", {"pid": supervisor.pid, "boot_id": boot_id()})
+    atomic_write_json(launch / "supervisor.json", identity(supervisor.pid))
     print(json.dumps({"launch": str(launch), "pid": supervisor.pid}))
     return 0
 
@@ -269,25 +315,63 @@ def cmd_supervise(launch: Path) -> int:
     with open(launch / "events.jsonl", "ab") as out, open(launch / "stderr.log", "ab") as err:
         trainer = subprocess.Popen(info["argv"], stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                                    cwd=info["cwd"], start_new_session=True, close_fds=True)
-    atomic_write_json(launch / "trainer.json", {"pid": trainer.pid})
+    atomic_write_json(launch / "trainer.json", identity(trainer.pid))
     code = trainer.wait()
-    atomic_write_json(launch / "exit.json", {"code": code, "time": time.time()})
+    with contextlib.suppress(OSError):  # a full disk must not cost the verdict below
+        atomic_write_json(launch / "exit.json", {"code": code, "time": time.time()})
     if not _final_seen(launch / "events.jsonl"):
         how = f"was killed by signal {-code}" if code < 0 else f"exited with code {code}"
         tail = _log_tail(launch)
-        _append_event(launch / "events.jsonl", "error",
-                      message=f"the trainer {how} without finishing"
-                              + (f"; its last words: {tail}" if tail else "")
-                              + f" (log: {launch / 'stderr.log'})")
+        cause = "disk_full" if _disk_nearly_full(launch) else "killed" if code < 0 else "crashed"
+        with contextlib.suppress(OSError):
+            _append_event(launch / "events.jsonl", "error", **_unfinished(launch, cause),
+                          message=f"the trainer {how} without finishing"
+                                  + (f"; its last words: {tail}" if tail else "")
+                                  + f" (log: {launch / 'stderr.log'})")
     return 0
 
 
-def _supervisor_gone(launch: Path) -> bool:
-    try:
-        info = json.loads((launch / "supervisor.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False  # being started
-    return info.get("boot_id") != boot_id() or not _alive(int(info["pid"]))
+def _disk_nearly_full(path: Path) -> bool:
+    free = free_bytes(path)
+    return free is not None and free < 1 << 20
+
+
+def _unfinished(launch: Path, cause: str) -> dict[str, Any]:
+    """What a verdict on a run that ended without its final event tells this computer: why
+    (cause: killed, crashed, lost, restarted, disk_full), the run's id and its last checkpoint
+    (from the trainer's own `checkpoint` events, if the file is still there)."""
+    fields: dict[str, Any] = {"unfinished": cause, "run_id": None, "checkpoint": None, "checkpoint_epoch": None}
+    with contextlib.suppress(OSError):
+        for line in (launch / "events.jsonl").read_text(encoding="utf-8").splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            if not isinstance(event, dict):
+                continue
+            if event.get("event") == "run_started":
+                fields["run_id"] = event.get("run_id")
+            elif event.get("event") == "checkpoint" and event.get("kind") == "last" and event.get("path"):
+                if Path(str(event["path"])).is_file():
+                    fields["checkpoint"], fields["checkpoint_epoch"] = event["path"], event.get("epoch")
+    if cause == "disk_full":
+        fields["free"] = free_bytes(launch)
+        fields["path"] = str(launch.parent.parent)
+    return fields
+
+
+def _run_gone(launch: Path) -> str | None:
+    """Why the run of `launch` can no longer write its final event ("restarted", "lost"), or
+    None while its supervisor or its trainer still runs (either alone may finish the file)."""
+    supervisor = _read_json(launch / "supervisor.json")
+    if supervisor is None:
+        return None  # being started
+    if supervisor.get("boot_id") != boot_id():
+        return "restarted"
+    trainer = _read_json(launch / "trainer.json")
+    if _still_running(supervisor) or (trainer is not None and _still_running(trainer)):
+        return None
+    return "disk_full" if _disk_nearly_full(launch) else "lost"
 
 
 def cmd_follow(launch: Path, skip: int) -> int:
@@ -319,12 +403,19 @@ def cmd_follow(launch: Path, skip: int) -> int:
             now = time.monotonic()
             if now - last_check > 1.0:
                 last_check = now
-                if _supervisor_gone(launch) and not _final_seen(events):
-                    with contextlib.suppress(FileExistsError):  # one follower writes the verdict
-                        (launch / "lost.marker").open("x").close()
-                        _append_event(events, "error", message="the run ended without a word (the host "
-                                      "restarted or its processes were killed); resume it from its last "
-                                      "checkpoint")
+                cause = _run_gone(launch)
+                if cause and not _final_seen(events):
+                    verdict = _verdict(launch, cause)
+                    try:
+                        with open(launch / "lost.marker", "x"):  # one follower writes the verdict
+                            pass
+                        _append_event(events, "error", **verdict)
+                    except FileExistsError:
+                        pass
+                    except OSError:  # not even that fits on the disk: say it all the same
+                        out.write(json.dumps({"event": "error", "time": time.time(), **verdict}).encode() + b"\n")
+                        out.flush()
+                        return 0
                     continue
             if now - last_out > HEARTBEAT_S:
                 out.write(HEARTBEAT + b"\n")
@@ -333,12 +424,19 @@ def cmd_follow(launch: Path, skip: int) -> int:
             time.sleep(POLL_S)
 
 
+def _verdict(launch: Path, cause: str) -> dict[str, Any]:
+    why = {"restarted": "the host restarted", "disk_full": "the host's disk is full",
+           "lost": "its processes were killed, or the host restarted"}.get(cause, cause)
+    return dict(_unfinished(launch, cause),
+                message=f"the run ended without finishing ({why}); resume it from its last checkpoint")
+
+
 def cmd_stop(launch: Path, kill: bool) -> int:
-    try:
-        pid = int(json.loads((launch / "trainer.json").read_text(encoding="utf-8"))["pid"])
-    except (OSError, ValueError, KeyError):
+    info = _read_json(launch / "trainer.json")
+    if info is None or "pid" not in info:
         return fail("missing", f"no trainer started in {launch}")
-    if not _alive(pid):
+    pid = int(info["pid"])
+    if not _still_running(info):  # ended, or the pid is another process's now
         print(json.dumps({"action": "none", "reason": "not running"}))
         return 0
     marker = launch / "stop-requested"
@@ -360,6 +458,8 @@ def main(argv: list[str] | None = None) -> int:
     pack.add_argument("paths", nargs="+")
     pack.add_argument("--checkpoints", action="store_true")
     start = sub.add_parser("start")
+    start.add_argument("--resume", action="store_true", help="continue the run RUN_ID from its checkpoint")
+    start.add_argument("--launch", dest="launch_name", help="the launch folder under MIRROR/remote (default: RUN_ID)")
     start.add_argument("mirror", type=Path)
     start.add_argument("run_id")
     start.add_argument("argv", nargs=argparse.REMAINDER)
@@ -381,7 +481,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "pack":
         return cmd_pack(args.mirror, args.paths, args.checkpoints)
     if args.command == "start":
-        return cmd_start(args.mirror, args.run_id, args.argv[1:] if args.argv[:1] == ["--"] else args.argv)
+        return cmd_start(args.mirror, args.run_id, args.argv[1:] if args.argv[:1] == ["--"] else args.argv,
+                         resume=args.resume, launch_name=args.launch_name)
     if args.command == "supervise":
         return cmd_supervise(args.launch)
     if args.command == "follow":

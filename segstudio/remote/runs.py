@@ -9,17 +9,20 @@ PROJECT/runs and PROJECT/models like a local run's (results.py).
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import re
 import shlex
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from segstudio.core.atomic import atomic_write_json
 from segstudio.core.errors import TrainingError
 from segstudio.core.project import Project
+from segstudio.core.runs import OUTCOME_NAME
 from segstudio.remote.hosts import HostConfig, HostRegistry
 from segstudio.remote.probe import (
     HostReport,
@@ -28,11 +31,12 @@ from segstudio.remote.probe import (
     require_disk,
     require_segstudio,
 )
-from segstudio.remote.ssh import Ssh, python_command
+from segstudio.remote.ssh import RemoteError, Ssh, python_command
 from segstudio.remote.sync import SyncResult, agent_error, plan_mirror, sync_project
 
 RECORD_NAME = "remote.json"
 EVENTS_NAME = "events.jsonl"
+FETCHED_MARKER = ".results-fetched"  # the run's folder and model came back from the host
 
 
 @dataclass(frozen=True)
@@ -45,10 +49,16 @@ class RemoteRun:
     project_root: Path  # the project here
     started: float
     gpus: int = 1
+    attempt: int = 1  # 2, 3...: the run resumed on the host after it ended unfinished
+
+    @property
+    def launch_name(self) -> str:
+        """The launch folder under MIRROR/remote: one per start, the resumed ones inside the first."""
+        return self.run_id if self.attempt == 1 else f"{self.run_id}/resume-{self.attempt}"
 
     @property
     def launch(self) -> str:
-        return f"{self.mirror}/remote/{self.run_id}"
+        return f"{self.mirror}/remote/{self.launch_name}"
 
     @property
     def local_dir(self) -> Path:
@@ -77,6 +87,47 @@ class RemoteRun:
             return [self.localize(v) for v in event]
         return event
 
+    def present(self, event: dict[str, Any]) -> dict[str, Any]:
+        """An event as the host wrote it, ready for this computer: paths made local, and a
+        verdict on a run that ended without finishing told in words naming the host."""
+        local = self.localize(event)
+        if event.get("event") == "error" and event.get("unfinished"):
+            local["message"] = unfinished_message(self, event)
+        return local
+
+
+UNFINISHED_WHY = {
+    "restarted": "the host restarted, which ended it",
+    "lost": "its processes are gone (the host restarted, or they were killed)",
+    "killed": "the trainer was killed (out of memory, or by someone)",
+    "crashed": "the trainer crashed",
+    "disk_full": "the host's disk is full",
+}
+
+
+def resume_command(run: RemoteRun) -> str:
+    args = ["segstudio", "train", str(run.project_root), "--host", run.host, "--resume", run.run_id]
+    return shlex.join(args + (["--gpus", str(run.gpus)] if run.gpus > 1 else []))
+
+
+def unfinished_message(run: RemoteRun, verdict: dict[str, Any]) -> str:
+    """The host's verdict (agent `_unfinished`) in plain words: what happened on which host,
+    the last checkpoint there, and the command that continues from it."""
+    cause = str(verdict.get("unfinished"))
+    text = f"the run {run.run_id} on host {run.host} ended without finishing: {UNFINISHED_WHY.get(cause, cause)}"
+    if cause == "disk_full" and isinstance(verdict.get("free"), int):
+        text += f" ({verdict['free'] / 1e6:.1f} MB free in {verdict.get('path')}; free space there first)"
+    elif cause in ("killed", "crashed") and verdict.get("message"):
+        text += f" ({verdict['message']})"
+    if verdict.get("checkpoint"):
+        epoch = verdict.get("checkpoint_epoch")
+        text += (f". Its last checkpoint{f' is from epoch {epoch}' if epoch is not None else ''}, kept on "
+                 f"{run.host} in {verdict['checkpoint']}; continue the run from it with '{resume_command(run)}'")
+    else:
+        text += (f". It had saved no checkpoint yet; start it again with "
+                 f"'{shlex.join(['segstudio', 'train', str(run.project_root), '--host', run.host])}'")
+    return text + ". Your annotations here are not affected."
+
 
 def save_record(run: RemoteRun) -> None:
     run.local_dir.mkdir(parents=True, exist_ok=True)
@@ -94,7 +145,7 @@ def load_record(project_root: Path, run_id: str) -> RemoteRun:
         raise TrainingError(f"cannot read {path} ({exc})") from exc
     return RemoteRun(run_id=str(data["run_id"]), host=str(data["host"]), mirror=str(data["mirror"]),
                      project_root=Path(project_root), started=float(data.get("started", 0.0)),
-                     gpus=int(data.get("gpus", 1)))
+                     gpus=int(data.get("gpus", 1)), attempt=int(data.get("attempt", 1)))
 
 
 def new_run_id(project_root: Path, name: str | None, host: str) -> str:
@@ -107,9 +158,11 @@ def new_run_id(project_root: Path, name: str | None, host: str) -> str:
     return candidate
 
 
-def trainer_argv(mirror: str, run_id: str, train_args: list[str], gpus: int) -> list[str]:
-    """The host command: `segstudio train MIRROR --events jsonl ...`, under torchrun for gpus > 1."""
-    train = ["segstudio", "train", mirror, "--events", "jsonl", *train_args, "--run-name", run_id]
+def trainer_argv(mirror: str, run_id: str, train_args: list[str], gpus: int, resume: bool = False) -> list[str]:
+    """The host command: `segstudio train MIRROR --events jsonl ...`, under torchrun for gpus > 1
+    (a resumed run keeps its folder: train_args carry --resume RUN, no new name)."""
+    train = ["segstudio", "train", mirror, "--events", "jsonl", *train_args]
+    train += [] if resume else ["--run-name", run_id]
     if gpus > 1:
         return ["python", "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={gpus}", "-m", *train]
     return ["python", "-m", *train]
@@ -123,9 +176,14 @@ class Launch:
 
 
 def launch_run(project: Project, host: HostConfig, train_args: list[str], *, device: str = "auto",
-               gpus: int = 1, run_name: str | None = None, ssh: Ssh | None = None) -> Launch:
-    """Check the host, sync the mirror, start the trainer there detached; returns at once."""
+               gpus: int | None = None, run_name: str | None = None, ssh: Ssh | None = None,
+               resume: str | None = None) -> Launch:
+    """Check the host, sync the mirror, start the trainer there detached; returns at once.
+    With `resume` (a run id here that ran on `host`), continue that run from its checkpoint
+    there (train_args carry --resume): a new launch of the same run, its events from here on."""
     ssh = ssh or Ssh(host.name)
+    previous = _resumable(project, host, resume) if resume else None
+    gpus = gpus or (previous.gpus if previous else 1)
     report = probe(host, ssh)
     require_segstudio(report)
     require_device(report, device, gpus)
@@ -135,17 +193,48 @@ def launch_run(project: Project, host: HostConfig, train_args: list[str], *, dev
     mirror = synced.mirror
     if mirror.startswith("~/"):
         mirror = report.home.rstrip("/") + mirror[1:]
-    run_id = new_run_id(project.root, run_name, host.name)
-    argv = trainer_argv(mirror, run_id, train_args, gpus)
-    agent = python_command(host.interpreter, ["-m", "segstudio.remote.agent", "start", mirror, run_id, "--", *argv])
+    if previous is not None:
+        run = replace(previous, mirror=mirror, gpus=gpus, attempt=previous.attempt + 1, started=time.time())
+        options = ["--resume", "--launch", run.launch_name]
+    else:
+        run = RemoteRun(run_id=new_run_id(project.root, run_name, host.name), host=host.name, mirror=mirror,
+                        project_root=project.root, started=time.time(), gpus=gpus)
+        options = []
+    argv = trainer_argv(mirror, run.run_id, train_args, gpus, resume=previous is not None)
+    agent = python_command(host.interpreter, ["-m", "segstudio.remote.agent", "start", *options, mirror,
+                                              run.run_id, "--", *argv])
     result = ssh.run(agent, check=False)
     if result.code != 0:
-        raise agent_error(host.name, result.stderr, "starting the run")
-    run = RemoteRun(run_id=run_id, host=host.name, mirror=mirror, project_root=project.root,
-                    started=time.time(), gpus=gpus)
+        raise agent_error(host.name, result.stderr, "resuming the run" if previous else "starting the run")
+    if previous is not None:  # the last launch's events stay beside, as events-N.jsonl
+        _archive_launch(previous)
     save_record(run)
     run.events_path.touch()
     return Launch(run, report, synced)
+
+
+def _resumable(project: Project, host: HostConfig, run_id: str) -> RemoteRun:
+    """The record of `run_id`, which must have run on `host`."""
+    try:
+        previous = load_record(project.root, run_id)
+    except TrainingError as exc:
+        raise TrainingError(f"run {run_id} did not run on a host (no {RECORD_NAME} in {project.root / 'runs' / run_id}); "
+                            f"resume it on this computer: 'segstudio train {project.root} --resume {run_id}'") from exc
+    if previous.host != host.name:
+        raise RemoteError(f"run {run_id} ran on host {previous.host}, not {host.name}; its checkpoint is there: "
+                          f"resume it with --host {previous.host}")
+    return previous
+
+
+def _archive_launch(previous: RemoteRun) -> None:
+    """Keep the ended launch's events as events-N.jsonl and forget that its results came home,
+    so the resumed launch streams into a fresh events.jsonl and fetches the run again."""
+    folder = previous.local_dir
+    if previous.events_path.exists():
+        os.replace(previous.events_path, folder / f"events-{previous.attempt}.jsonl")
+    for name in (FETCHED_MARKER, OUTCOME_NAME):
+        with contextlib.suppress(FileNotFoundError):
+            (folder / name).unlink()
 
 
 def host_of(run: RemoteRun) -> HostConfig:

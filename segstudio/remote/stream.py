@@ -19,18 +19,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from segstudio.core.atomic import atomic_write_json
+from segstudio.core.atomic import atomic_write_json, atomic_write_text
 from segstudio.core.runs import write_outcome
 from segstudio.remote.agent import FINAL_EVENTS, HEARTBEAT
 from segstudio.remote.results import ResultsNotSaved, fetch_paths, fetch_results
-from segstudio.remote.runs import RemoteRun, attach_command, host_of, stop_run
+from segstudio.remote.runs import FETCHED_MARKER, RemoteRun, attach_command, host_of, stop_run
 from segstudio.remote.ssh import SSH_EXIT_ERROR, RemoteError, Ssh, explain, python_command
 from segstudio.remote.sync import agent_error
 
 EventHandler = Callable[[dict[str, Any]], None]
 STALE_S = 40.0  # no line, not even a heartbeat (every 5 s), for this long: the connection is dead
 RETRY_WAITS_S = (2.0, 5.0, 10.0)
-FETCHED_MARKER = ".results-fetched"  # the run's folder and model came back from the host
 
 
 class ConnectionLost(RemoteError):
@@ -64,7 +63,7 @@ def received_events(run: RemoteRun) -> Iterator[dict[str, Any]]:
         except ValueError:
             continue
         if isinstance(event, dict):
-            yield run.localize(event)
+            yield run.present(event)
 
 
 class EventStream:
@@ -173,11 +172,13 @@ class EventStream:
         if isinstance(event.get("time"), (int, float)):
             self.latencies.append(time.time() - float(event["time"]))
         kind = event["event"]
-        local = self.run.localize(event)
+        local = self.run.present(event)
         if kind == "run_started":
             config = self.run.local_dir / "config.json"
             if not config.exists() and isinstance(event.get("config"), dict):
                 atomic_write_json(config, dict(event["config"], host=self.run.host))
+            if isinstance(event.get("start_epoch"), int):  # resumed: epochs after its checkpoint come again
+                _cut_metrics(self.run.local_dir / "metrics.jsonl", event["start_epoch"])
         elif kind == "epoch_end":
             with open(self.run.local_dir / "metrics.jsonl", "a", encoding="utf-8") as metrics:
                 metrics.write(json.dumps(local, separators=(",", ":")) + "\n")
@@ -193,6 +194,24 @@ class EventStream:
             self._fetch_results(local)
         self.on_event(local)
         return local
+
+
+def _cut_metrics(path: Path, last_epoch: int) -> None:
+    """Keep the metrics of epochs up to `last_epoch` (a resumed run repeats those after it)."""
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    keep = []
+    for line in lines:
+        try:
+            epoch = json.loads(line).get("epoch")
+        except (ValueError, AttributeError):
+            continue
+        if isinstance(epoch, int) and epoch <= last_epoch:
+            keep.append(line + "\n")
+    if len(keep) != len(lines):
+        atomic_write_text(path, "".join(keep))
 
 
 def attach(run: RemoteRun, on_event: EventHandler, *, retries: int = len(RETRY_WAITS_S),

@@ -30,3 +30,9 @@ def make_project(root: Path, n_train: int = 4, n_val: int = 2, size: tuple[int, 
         project.write_mask(record, mask, status="labeled", save_manifest=False)
     project.save()
     return project
+
+
+# A tiny CPU recipe for runs on the test host: seconds per epoch.
+TINY_TRAIN = ["--device", "cpu", "--arch", "unet", "--encoder", "resnet18", "--pretrained", "none",
+              "--batch-size", "4", "--crop-size", "64", "--lr", "2e-3", "--augment", "light", "--loss", "ce",
+              "--workers", "0", "--seed", "1", "--patience", "0", "--cache-mb", "16"]

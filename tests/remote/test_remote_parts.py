@@ -100,7 +100,7 @@ def test_follow_streams_new_lines_and_reports_a_vanished_run(tmp_path: Path) -> 
     sleeper.kill()  # the host's supervisor dies without a final event (a reboot, a kill -9)
     sleeper.wait()
     last = json.loads(follower.stdout.readline())
-    assert last["event"] == "error" and "ended without a word" in last["message"]
+    assert last["event"] == "error" and last["unfinished"] == "lost" and "ended without finishing" in last["message"]
     assert follower.wait(timeout=10) == 0
     assert len((launch / "events.jsonl").read_text().splitlines()) == 3  # the verdict is in the file too
     assert HEARTBEAT not in (launch / "events.jsonl").read_bytes()
