@@ -37,7 +37,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                        help="print every progress step as a line (also: segstudio -v train ...)")
     train.add_argument("--host", help="train on this SSH host (see 'segstudio remote add'); the run goes on "
                                       "there if this computer disconnects")
-    train.add_argument("--gpus", type=int, help="with --host: GPUs to use there (torchrun with N processes)")
+    train.add_argument("--gpus", type=int, help="with --host: GPUs to use there (torchrun with N processes; "
+                                                "with --device cpu, N processes on its CPU)")
     train.set_defaults(func=run_train)
 
     evaluate = subparsers.add_parser(

@@ -139,12 +139,13 @@ def require_segstudio(report: HostReport) -> None:
 
 
 def require_device(report: HostReport, device: str, gpus: int) -> None:
-    """A run on 'auto' or 'cuda' needs CUDA there; --gpus N needs N of them."""
+    """A run on 'auto' or 'cuda' needs CUDA there; --gpus N needs N of them. With --device cpu,
+    --gpus N runs N processes on the host's CPU (gloo), as torchrun does here."""
     wants_gpu = not device.startswith(("cpu", "mps"))
     if wants_gpu and not report.cuda:
         raise RemoteError(f"host {report.host} has no GPU that torch can use; train on this computer, "
                           f"install a CUDA build of torch there, or pass --device cpu to use its CPU")
-    if gpus > 1 and len(report.gpus) < gpus:
+    if gpus > 1 and wants_gpu and len(report.gpus) < gpus:
         raise RemoteError(f"--gpus {gpus}, but host {report.host} has {len(report.gpus)} GPU(s); "
                           f"ask for at most {len(report.gpus)}")
 
