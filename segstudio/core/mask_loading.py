@@ -12,8 +12,9 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core import imageio
+from segstudio.core import gigapixel_project, imageio
 from segstudio.core.errors import MaskError, SegstudioError
+from segstudio.core.gigapixel import GigapixelImage
 from segstudio.core.project import ImageRecord, Project
 
 BACKGROUND_PIXELS = 12_000_000  # images above this size load on a worker thread
@@ -24,7 +25,7 @@ class LoadedImage:
     """An image and its mask read from disk, plus what was wrong with the saved mask."""
 
     image_id: str
-    image: np.ndarray
+    image: np.ndarray | GigapixelImage  # a gigapixel image is read by tiles
     mask: np.ndarray
     note: str = ""
     mask_rejected: bool = False
@@ -42,6 +43,10 @@ def load_image(project: Project, image_id: str) -> LoadedImage:
     mask is salvaged instead (`mask_rejected`, with a note).
     """
     record = project.image(image_id)
+    if gigapixel_project.is_gigapixel_record(project, record):
+        # Read by tiles; its mask is a chunk store. A bad one is an error, not salvaged.
+        return LoadedImage(image_id, gigapixel_project.open_image(project, record),
+                           gigapixel_project.read_mask(project, record))
     image = project.read_image(record)
     height, width = image.shape[:2]
     if record.width and (width, height) != (record.width, record.height):

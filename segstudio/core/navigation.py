@@ -13,7 +13,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from segstudio.core.gigapixel import GigapixelImage
 from segstudio.core.mask_document import MaskDocument
+from segstudio.core.tiled_mask import DirtyChunks
 
 CACHE_SIZE = 8
 IMAGE_CACHE_SIZE = 3  # decoded images kept; others are re-read (images never change)
@@ -47,10 +49,12 @@ class OpenImage:
 
     image_id: str
     document: MaskDocument
-    image: np.ndarray | None
+    image: np.ndarray | GigapixelImage | None
     journaled_revision: int = -1
     mask_rejected: bool = False
     listener: object = field(default=None, repr=False)
+    # A gigapixel image's mask: the chunks changed since its last save (saved by chunk).
+    chunks: DirtyChunks | None = field(default=None, repr=False)
 
 
 class DocumentCache:

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core import imageio, imagery
+from segstudio.core import gigapixel, imageio, imagery, rasters
 from segstudio.core.classes import ClassDef, ClassTable
 from segstudio.core.errors import DatasetImportError, MaskError, SegstudioError
 from segstudio.core.importers.base import (
@@ -301,7 +301,9 @@ def _read(item: ImportItem, image_path: Path) -> _Read:
     info = imageio.read_image_info(image_path, verify=True)
     # Over MAX_PIXELS is skipped; a tightly packed big image is listed (header only) and
     # refused when something decodes it.
-    imageio.check_pixel_budget(image_path, info.width, info.height, ratio=False)
+    # A gigapixel TIFF is read by tiles (core/gigapixel.py), never decoded whole: no budget.
+    if not (rasters.is_tiff(image_path) and gigapixel.is_gigapixel(info.height, info.width)):
+        imageio.check_pixel_budget(image_path, info.width, info.height, ratio=False)
     return info, (item.load_mask(info) if item.load_mask is not None else None)
 
 

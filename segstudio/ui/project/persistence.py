@@ -14,7 +14,7 @@ from collections.abc import Iterable
 import numpy as np
 from PySide6.QtCore import QObject, Signal
 
-from segstudio.core import saving
+from segstudio.core import gigapixel_project, saving
 from segstudio.core.errors import MaskConflictError, SegstudioError
 from segstudio.core.mask_loading import keep_rejected
 from segstudio.core.navigation import DocumentCache, OpenImage
@@ -61,6 +61,14 @@ class MaskStore(QObject):
         document = entry.document
         if self.read_only and document.dirty:
             return SaveResult.failed("the project is open read-only; nothing is saved")
+        if entry.chunks is not None:
+            # A gigapixel mask saves its changed chunks now (milliseconds), never a copy of
+            # the whole mask on the writer thread; mid-stroke in the background it waits.
+            if not document.dirty:
+                return saving.SAVED
+            if background and document.in_stroke:
+                return saving.DEFERRED
+            return self.write(entry, None)
         action = saving.plan_save(
             dirty=document.dirty, in_stroke=document.in_stroke,
             pixels=document.shape[0] * document.shape[1], background=background,
@@ -85,10 +93,13 @@ class MaskStore(QObject):
         self.writer.wait()  # a queued background save must not land after this one
         document.end_stroke()
         try:
-            if entry.mask_rejected:
-                keep_rejected(self.project.mask_path(image_id))
-                entry.mask_rejected = False
-            self.project.write_mask(image_id, np.array(document.mask), save_manifest=False)
+            if entry.chunks is not None:
+                self._write_chunks(entry)
+            else:
+                if entry.mask_rejected:
+                    keep_rejected(self.project.mask_path(image_id))
+                    entry.mask_rejected = False
+                self.project.write_mask(image_id, np.array(document.mask), save_manifest=False)
             if status is not None:
                 self.project.update_image(image_id, status=status)
             self.project.save()
@@ -101,6 +112,16 @@ class MaskStore(QObject):
         if status is not None:
             self.status_changed.emit(image_id, status)
         return saving.SAVED
+
+    def _write_chunks(self, entry: OpenImage) -> None:
+        """The chunks changed since the last save; on failure they stay due for the next."""
+        assert entry.chunks is not None
+        keys = entry.chunks.take()
+        try:
+            gigapixel_project.save_chunks(self.project, entry.image_id, entry.document.mask, keys)
+        except BaseException:
+            entry.chunks.keys |= keys
+            raise
 
     def write_closed(self, image_id: str, mask: np.ndarray, status: str) -> SaveResult:
         """Write a mask for an image that is not open (a pre-label) together with its status."""
@@ -195,6 +216,12 @@ class MaskStore(QObject):
         for entry in entries:
             document = entry.document
             if not document.dirty or document.revision == entry.journaled_revision:
+                continue
+            if entry.chunks is not None:
+                # Not journalled (a whole-mask copy would be gigabytes): its saves are by
+                # chunk and fast, so autosave writes it to the project instead.
+                if not document.in_stroke:
+                    self.save(entry.image_id)
                 continue
             status = self.project.image(entry.image_id).status
             mask = np.array(document.mask)

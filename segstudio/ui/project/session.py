@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
 
-from segstudio.core import mask_loading, navigation
+from segstudio.core import display, gigapixel_project, mask_loading, navigation
 from segstudio.core.errors import SegstudioError
+from segstudio.core.gigapixel import GigapixelImage
 from segstudio.core.mask_document import MaskDocument
 from segstudio.core.mask_loading import LoadedImage, LoadRequests
 from segstudio.core.navigation import CACHE_SIZE, DocumentCache, OpenImage
@@ -24,6 +25,7 @@ from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveryJournal
 from segstudio.core.region import Region
 from segstudio.core.saving import SaveResult
+from segstudio.core.tiled_mask import DirtyChunks
 from segstudio.ui.annotate.class_edits import ClassEdits
 from segstudio.ui.jobs import Job, error_text, run_in_background
 from segstudio.ui.project.mask_writer import MaskWriter
@@ -80,7 +82,7 @@ class EditingSession(QObject):
         return None if entry is None else entry.document
 
     @property
-    def image(self) -> np.ndarray | None:
+    def image(self) -> np.ndarray | GigapixelImage | None:
         entry = self._cache.current_entry
         return None if entry is None else entry.image
 
@@ -147,6 +149,9 @@ class EditingSession(QObject):
         entry = OpenImage(loaded.image_id, document, loaded.image, mask_rejected=loaded.mask_rejected)
         entry.listener = partial(self._on_document_changed, loaded.image_id)
         document.add_listener(entry.listener)
+        if isinstance(loaded.image, GigapixelImage):
+            entry.chunks = DirtyChunks()  # saved by chunk: only what changed is written
+            document.add_listener(entry.chunks)
         self._cache.add(entry)
         self._switch_to(loaded.image_id)
         if loaded.note:
@@ -159,20 +164,34 @@ class EditingSession(QObject):
         entry = self._cache.make_current(image_id)
         if entry.image is None:
             try:
-                entry.image = self.project.read_image(image_id)
+                entry.image = self._read_pixels(entry)
             except SegstudioError as exc:
                 self.message.emit(f"cannot read '{image_id}': {exc}")
                 entry.image = np.zeros((*entry.document.shape, 3), np.uint8)
+        held = [e.image for e in self._cache if isinstance(e.image, GigapixelImage)]
         self._cache.drop_old_pixels()
         for evicted in self._cache.evict(lambda old: self.store.save(old.image_id).saved):
             evicted.document.remove_listener(evicted.listener)
+        kept = {id(e.image) for e in self._cache}
+        for image in held:  # a gigapixel image no longer held gives its file back
+            if id(image) not in kept:
+                image.close()
         self.image_opened.emit(image_id)
+
+    def _read_pixels(self, entry: OpenImage) -> np.ndarray | GigapixelImage:
+        if entry.chunks is not None:
+            return gigapixel_project.open_image(self.project, entry.image_id)
+        return self.project.read_image(entry.image_id)
 
     def redisplay(self, current: np.ndarray | None = None) -> None:
         """The display mapping changed: the current image's pixels become `current` (or are
-        re-read); the other open images are re-read when next shown."""
+        re-read); the other open images are re-read when next shown. A gigapixel image
+        keeps its file open and takes the new mapping for the tiles it reads next."""
+        mapping = display.mapping_of(self.project.settings)
         for entry in self._cache:
-            if entry.image_id != self._cache.current:
+            if isinstance(entry.image, GigapixelImage):
+                entry.image.mapping = mapping
+            elif entry.image_id != self._cache.current:
                 entry.image = None
             elif entry.image is not None:
                 entry.image = current if current is not None else self.project.read_image(entry.image_id)
@@ -184,6 +203,8 @@ class EditingSession(QObject):
         if result.saved:
             for entry in self._cache.clear():
                 entry.document.remove_listener(entry.listener)
+                if isinstance(entry.image, GigapixelImage):
+                    entry.image.close()
         return result
 
     # -- edits -------------------------------------------------------------------------------------

@@ -1,0 +1,98 @@
+"""A gigapixel image in the editing session (issue 12, point 4): it opens by tiles with a
+lazily allocated unlabelled mask, saves only the changed chunks (never a PNG, never a copy
+of the whole mask), undo is saved like any edit, and a reopened session shows the saved
+mask exactly. Small PNG images of the same project keep their whole-array path."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from segstudio.core import gigapixel_project
+from segstudio.core.classes import ClassTable
+from segstudio.core.gigapixel import GigapixelImage
+from segstudio.core.project import Project
+from segstudio.core.region import Region
+from segstudio.core.tiled_mask import CHUNK
+from segstudio.ui.project.session import EditingSession
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+from gigapixel_builders import write_pyramid  # noqa: E402
+
+SIDE = 20_000
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Project:
+    project = Project.create(tmp_path / "proj", ClassTable.from_names(["background", "tissue", "tumour"]))
+    slide = write_pyramid(tmp_path / "slide.tif", SIDE, SIDE)
+    project.add_image(slide)
+    small = tmp_path / "small.png"
+    from PIL import Image
+
+    Image.fromarray(np.full((40, 50, 3), 90, np.uint8)).save(small)
+    project.add_image(small)
+    project.save()
+    return project
+
+
+def chunk_files(project: Project) -> dict[str, int]:
+    folder = gigapixel_project.store_path(project, "slide")
+    return {p.name: p.stat().st_mtime_ns for p in folder.iterdir() if not p.name.startswith(".")}
+
+
+def test_open_paint_save_by_chunk_reopen(qtbot, project: Project) -> None:  # noqa: ANN001
+    unlabeled = project.classes.unlabeled_id
+    session = EditingSession(project)
+    assert session.open_image("slide", background=False)
+    assert isinstance(session.image, GigapixelImage)
+    doc = session.document
+    assert doc is not None and doc.shape == (SIDE, SIDE)
+    assert doc.mask[0, 0] == unlabeled and doc.mask[SIDE - 1, SIDE - 1] == unlabeled
+
+    doc.apply_edit("box", Region(10_100, 3_000, 10_140, 3_050), 1)  # chunk 19.5
+    doc.apply_edit("box", Region(CHUNK * 30 - 5, CHUNK * 8 - 5, CHUNK * 30 + 5, CHUNK * 8 + 5), 2)  # 4 chunks
+    assert session.store.save("slide").saved
+    assert not doc.dirty
+    assert not project.mask_path("slide").exists()  # no PNG for a gigapixel image
+    first = chunk_files(project)
+    assert set(first) == {"19.5", "29.7", "29.8", "30.7", "30.8"}
+
+    doc.apply_edit("dab", Region(100, 100, 110, 110), 2)
+    assert session.store.save("slide").saved
+    second = chunk_files(project)
+    assert {n for n in second if second[n] != first.get(n)} == {"0.0"}
+
+    doc.undo()  # an undo is saved like any edit: the chunk is unlabelled again, its file goes
+    assert session.store.save("slide").saved
+    assert "0.0" not in chunk_files(project)
+    painted = np.array(doc.mask[10_000:10_200, 2_900:3_100])
+    assert session.close_all().saved
+
+    again = EditingSession(Project.open(project.root))
+    assert again.open_image("slide", background=False)
+    mask = again.document.mask
+    assert np.array_equal(mask[10_000:10_200, 2_900:3_100], painted)
+    assert (mask[CHUNK * 30 - 5:CHUNK * 30 + 5, CHUNK * 8 - 5:CHUNK * 8 + 5] == 2).all()
+    assert mask[105, 105] == unlabeled
+    # The small image of the same project still opens as an array with a PNG mask.
+    assert again.open_image("small", background=False)
+    assert isinstance(again.image, np.ndarray) and again.document.shape == (40, 50)
+    again.document.apply_edit("box", Region(0, 0, 5, 5), 1)
+    assert again.store.save("small").saved and project.mask_path("small").is_file()
+    again.close_all()
+
+
+def test_autosave_journal_tick_saves_chunks_instead(qtbot, project: Project) -> None:  # noqa: ANN001
+    session = EditingSession(project)
+    assert session.open_image("slide", background=False)
+    doc = session.document
+    doc.apply_edit("box", Region(600, 600, 620, 620), 1)
+    entries = [e for e in session._cache]
+    session.store.write_journal(entries)
+    assert not doc.dirty and chunk_files(project).keys() == {"1.1"}
+    assert "slide" not in session.journal.entries  # saved to the project, not journalled
+    session.close_all()
