@@ -163,7 +163,7 @@ class GigapixelImage:
 
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None,
                  mapping: display.DisplayMapping | None = None,
-                 progress: Callable[[float], None] | None = None) -> None:
+                 progress: Callable[[float], None] | None = None, build: bool = True) -> None:
         self.path = Path(path)
         self.mapping = mapping
         self._lock = threading.Lock()
@@ -186,7 +186,8 @@ class GigapixelImage:
                                  "save one plane as a tiled TIFF")
         readers = [_PageReader(tif, p, self._lock, self._cache, f"0.{i}") for i, p in enumerate(pages)]
         readers = [r for r in readers if r.samples == readers[0].samples]
-        if cache_dir is not None and (not full.is_tiled or _smallest(readers) > SMALLEST_SIDE):
+        wanted = cache_dir is not None and (not full.is_tiled or _smallest(readers) > SMALLEST_SIDE)
+        if wanted and (build or _cache_complete(Path(cache_dir) / pyramid_key(self.path), readers)):
             readers = self._cached_pyramid(readers, Path(cache_dir), progress)
         self._readers = readers
         self.height, self.width = info.height, info.width
@@ -307,6 +308,31 @@ class GigapixelImage:
         return rgb
 
 
+def _cache_complete(folder: Path, readers: list[_PageReader]) -> bool:
+    """Whether a built pyramid is there already (readers that must not build one use it)."""
+    size, count = _smallest(readers), 0
+    while size > SMALLEST_SIDE:
+        size, count = -(-size // 2), count + 1
+    full = 0 if readers[0]._page.is_tiled else 1
+    return len(list(folder.glob("level_*.tif"))) >= count + full
+
+
+def overview(path: str | os.PathLike[str], mapping: display.DisplayMapping | None = None,
+             cache_dir: str | os.PathLike[str] | None = None, raw: bool = False,
+             max_side: int = 4096) -> np.ndarray:
+    """The smallest pyramid level, whole (thumbnails, histograms), RGB8 or `raw`; never
+    builds a pyramid (that happens when the image is opened) and refuses a level above
+    `max_side`, so a file without one is never decoded whole here."""
+    with GigapixelImage(path, cache_dir=cache_dir, mapping=mapping, build=False) as image:
+        level = len(image.levels) - 1
+        info = image.levels[level]
+        if max(info.height, info.width) > max_side:
+            raise ImageReadError(f"{path}: no reduced level to preview yet (the file has no pyramid); "
+                                 "open the image once to build it")
+        read = image.read_raw if raw else image.read_region
+        return read(level, 0, info.height, 0, info.width)
+
+
 def _smallest(readers: list[_PageReader]) -> int:
     return min(max(r.height, r.width) for r in readers)
 
@@ -386,4 +412,4 @@ def build_pyramid(source: _PageReader, folder: Path, tile_full: bool = False,
     return done
 
 
-__all__ = ["GigapixelImage", "Level", "build_pyramid", "is_gigapixel", "pyramid_key"]
+__all__ = ["GigapixelImage", "Level", "build_pyramid", "is_gigapixel", "overview", "pyramid_key"]

@@ -58,6 +58,12 @@ def open_image(project: Project, record: ImageRecord | str) -> gigapixel.Gigapix
     return image
 
 
+def overview_raw(project: Project, record: ImageRecord | str) -> np.ndarray:
+    """The image's smallest pyramid level in its own dtype (histograms, contrast limits)."""
+    record = _record(project, record)
+    return gigapixel.overview(project.image_path(record), cache_dir=project.root / PYRAMID_CACHE, raw=True)
+
+
 def read_mask(project: Project, record: ImageRecord | str) -> np.ndarray:
     """The saved tiled mask, or a fresh unlabelled one; both allocated lazily."""
     record = _record(project, record)
@@ -94,5 +100,5 @@ def save_chunks(project: Project, record: ImageRecord | str, mask: np.ndarray,
     return store.write(mask, keys)
 
 
-__all__ = ["has_tiled_mask", "is_gigapixel_record", "mask_store", "open_image", "read_mask",
+__all__ = ["has_tiled_mask", "is_gigapixel_record", "mask_store", "open_image", "overview_raw", "read_mask",
            "save_chunks", "store_path"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from segstudio.core import channels, display
+from segstudio.core import channels, display, gigapixel_project
 from segstudio.core.errors import ImageReadError, ProjectError
 from segstudio.core.project import ImageRecord, Project
 
@@ -76,7 +76,9 @@ def dataset_limits(project: Project, records: Sequence[ImageRecord]) -> tuple[tu
     samples = []
     for record in _spread(records, SAMPLE_IMAGES):
         try:
-            samples.append(channels.sample_pixels(project.read_raw(record), SAMPLE_PIXELS))
+            raw = (gigapixel_project.overview_raw(project, record)  # never decoded whole
+                   if gigapixel_project.is_gigapixel_record(project, record) else project.read_raw(record))
+            samples.append(channels.sample_pixels(raw, SAMPLE_PIXELS))
         except (ImageReadError, OSError):
             continue  # listed but unreadable: the import reported it; others still count
     if not samples:

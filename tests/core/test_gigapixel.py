@@ -13,7 +13,8 @@ import tifffile
 from gigapixel_builders import expected, write_pyramid
 
 from segstudio.core import display
-from segstudio.core.gigapixel import GigapixelImage, is_gigapixel
+from segstudio.core.errors import ImageReadError
+from segstudio.core.gigapixel import GigapixelImage, is_gigapixel, overview
 from segstudio.core.region import Region
 
 SIDE = 20_000
@@ -117,3 +118,33 @@ def test_tiled_file_without_levels_gets_the_missing_ones(tmp_path: Path) -> None
     with GigapixelImage(path, cache_dir=tmp_path / "cache") as image:
         assert [lv.width for lv in image.levels] == [4000, 2000, 1000, 500]
         assert np.array_equal(image.read_raw(0, 2000, 2100, 3900, 4000), expected(0, 256, 2000, 2100, 3900, 4000))
+
+
+def test_overview_is_the_smallest_level_and_never_builds(big_tiff: Path, tmp_path: Path) -> None:
+    assert np.array_equal(overview(big_tiff), expected(6, 256, 0, 313, 0, 313))
+    path = tmp_path / "strips.tif"
+    tifffile.imwrite(path, np.zeros((13_000, 300, 3), np.uint8), rowsperstrip=64, photometric="rgb")
+    cache = tmp_path / "cache"
+    with pytest.raises(ImageReadError, match="no reduced level"):
+        overview(path, cache_dir=cache)  # no pyramid yet, and the preview does not build one
+    assert not cache.exists()
+    GigapixelImage(path, cache_dir=cache).close()  # opening the image builds it
+    assert overview(path, cache_dir=cache).shape[:2] == (407, 10)
+
+
+def test_deep_gigapixel_project_gets_contrast_limits_from_its_overview(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    from segstudio.core import imagery
+    from segstudio.core.classes import ClassTable
+    from segstudio.core.project import Project
+
+    project = Project.create(tmp_path / "proj", ClassTable.from_names(["a", "b"]))
+    project.add_image(write_pyramid(tmp_path / "deep.tif", 13_000, 9_000, channels=4, dtype="uint16"))
+
+    def whole(*_args: object) -> None:
+        raise AssertionError("a gigapixel image was decoded whole")
+
+    monkeypatch.setattr(Project, "read_raw", whole)
+    assert imagery.prepare(project).changed
+    mapping = display.mapping_of(project.settings)
+    assert mapping is not None and len(mapping.limits) == 4

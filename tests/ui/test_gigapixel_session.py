@@ -96,3 +96,12 @@ def test_autosave_journal_tick_saves_chunks_instead(qtbot, project: Project) -> 
     assert not doc.dirty and chunk_files(project).keys() == {"1.1"}
     assert "slide" not in session.journal.entries  # saved to the project, not journalled
     session.close_all()
+
+
+def test_thumbnail_reads_the_smallest_level(qtbot, project: Project) -> None:  # noqa: ANN001
+    from PySide6.QtCore import QSize
+
+    from segstudio.ui.project.thumbnails import make_thumbnail
+
+    image = make_thumbnail(project.image_path("slide"), QSize(72, 54), None)
+    assert (image.width(), image.height()) == (54, 54)

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core import channels, display, imagery
+from segstudio.core import channels, display, gigapixel_project, imagery
 from segstudio.core.errors import SegstudioError
 from segstudio.core.project import ImageRecord, Project
 from segstudio.ui.annotate.contrast_slider import ContrastSlider
@@ -336,7 +336,10 @@ class DisplayDock(QDockWidget):
             return None
         if self._raw is None or self._raw[0] != image_id:
             try:
-                self._raw = (image_id, self.project.read_raw(image_id))
+                raw = (gigapixel_project.overview_raw(self.project, image_id)
+                       if gigapixel_project.is_gigapixel_record(self.project, image_id)
+                       else self.project.read_raw(image_id))  # a gigapixel image: its overview
+                self._raw = (image_id, raw)
             except (SegstudioError, OSError) as exc:
                 self.message.emit(f"cannot read '{image_id}' for its histogram: {exc}")
                 return None

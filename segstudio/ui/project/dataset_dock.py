@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from segstudio.core import display
+from segstudio.core import display, gigapixel_project
 from segstudio.core.errors import ProjectError
 from segstudio.core.project import SPLITS, STATUSES, Project
 from segstudio.ui.project.thumbnails import ThumbnailCache
@@ -236,6 +236,7 @@ class DatasetDock(QDockWidget):
         except ProjectError:
             mapping = None  # malformed: the canvas says so when it opens an image
         self.thumbnails.set_mapping(mapping)
+        self.thumbnails.pyramid_dir = None if project is None else project.root / gigapixel_project.PYRAMID_CACHE
         self._current_id = None
         self.model = None if project is None else DatasetModel(project, self.thumbnails)
         self.proxy.setSourceModel(self.model)

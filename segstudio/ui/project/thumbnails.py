@@ -13,18 +13,28 @@ import cv2
 from PySide6.QtCore import QObject, QSize, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
 
-from segstudio.core import display, imageio
+from segstudio.core import display, gigapixel, imageio, rasters
 from segstudio.ui.jobs import Job, run_in_background
 from segstudio.ui.qimages import rgb_qimage
 
 THUMB_SIZE = QSize(72, 54)
 
 
+def _is_gigapixel(path: Path) -> bool:
+    if not rasters.is_tiff(path):
+        return False
+    info = rasters.read_tiff_info(path)
+    return gigapixel.is_gigapixel(info.height, info.width)
+
+
 def make_thumbnail(path: Path, size: QSize, _job: Job[QImage],
-                   mapping: display.DisplayMapping | None = None) -> QImage:
+                   mapping: display.DisplayMapping | None = None, cache_dir: Path | None = None) -> QImage:
     """Read and shrink one image (worker thread; raises like imageio on a bad file); through
     the project's display mapping when it has one, so a thumbnail looks like the canvas."""
-    rgb = imageio.read_image_rgb(path) if mapping is None else display.render(imageio.read_image_raw(path), mapping)
+    if _is_gigapixel(path):  # never decoded whole: its smallest pyramid level
+        rgb = gigapixel.overview(path, mapping, cache_dir=cache_dir)
+    else:
+        rgb = imageio.read_image_rgb(path) if mapping is None else display.render(imageio.read_image_raw(path), mapping)
     height, width = rgb.shape[:2]
     scale = min(size.width() / width, size.height() / height, 1.0)
     small = cv2.resize(rgb, (max(1, round(width * scale)), max(1, round(height * scale))),
@@ -52,6 +62,8 @@ class ThumbnailCache(QObject):
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)  # thumbnails must not compete with painting
         self.mapping: display.DisplayMapping | None = None  # the project's, when it has one
+        # The project's built pyramids (gigapixel thumbnails read their smallest level).
+        self.pyramid_dir: Path | None = None
 
     def set_mapping(self, mapping: display.DisplayMapping | None) -> None:
         """Render thumbnails through `mapping` (None: as photos) from now on; the ones made
@@ -67,7 +79,8 @@ class ThumbnailCache(QObject):
         if pixmap is not None or image_id in self._pending or image_id in self._failed:
             return pixmap if pixmap is not None else self._stale.get(image_id)
         self._pending.add(image_id)
-        self._jobs[image_id] = run_in_background(partial(make_thumbnail, path, QSize(self.size), mapping=self.mapping),
+        self._jobs[image_id] = run_in_background(partial(make_thumbnail, path, QSize(self.size), mapping=self.mapping,
+                                                  cache_dir=self.pyramid_dir),
                           partial(self._on_job_done, self._generation, image_id),
                           partial(self._on_job_failed, self._generation, image_id),
                           pool=self._pool, owner=self)
