@@ -129,3 +129,24 @@ def test_an_exempt_widget_is_left_out(qtbot, monkeypatch, exempt: bool) -> None:
         monkeypatch.setitem(label_fit.EXEMPT, "deliberately_cut", "a test of the exemption")
     holder = _shown(qtbot, label, 60)
     assert (clipped_texts(holder) == []) is exempt
+
+
+def test_two_curves_go_side_by_side_when_too_short_to_stack(qtbot) -> None:  # noqa: ANN001
+    from PySide6.QtCore import QSize
+
+    from segstudio.ui.training.plots import PLOT_MIN_HEIGHT, CurvePair, make_plot
+
+    pair = CurvePair(make_plot("Loss", "loss", log_y=True), make_plot("Validation", "score", (0.0, 1.0)))
+    qtbot.addWidget(pair)
+    assert pair.minimumSizeHint().height() == PLOT_MIN_HEIGHT  # one plot's height, not two
+    pair.resize(QSize(480, 2 * PLOT_MIN_HEIGHT + 40))
+    pair.show()
+    qtbot.waitExposed(pair)
+    assert pair.splitter.orientation() == Qt.Orientation.Vertical
+    pair.resize(QSize(480, PLOT_MIN_HEIGHT + 10))
+    qtbot.wait(20)
+    assert pair.splitter.orientation() == Qt.Orientation.Horizontal
+    assert all(plot.height() >= PLOT_MIN_HEIGHT for plot in (pair.splitter.widget(0), pair.splitter.widget(1)))
+    pair.resize(QSize(480, 2 * PLOT_MIN_HEIGHT + 40))
+    qtbot.wait(20)
+    assert pair.splitter.orientation() == Qt.Orientation.Vertical

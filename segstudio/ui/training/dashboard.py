@@ -36,6 +36,7 @@ from segstudio.ui.qimages import rgb_qimage
 from segstudio.ui.training.plots import (
     ClassBars,
     ClassTable,
+    CurvePair,
     add_curve,
     make_plot,
     set_epoch_ticks,
@@ -230,9 +231,7 @@ class Dashboard(QWidget):
         for key, name, index, which in CURVES:
             plot = self.loss_plot if which == "loss" else self.metric_plot
             self.curves[key] = add_curve(plot, name, index, dashed=key == "val_loss")
-        curves = QSplitter(Qt.Orientation.Vertical)
-        curves.addWidget(self.loss_plot)
-        curves.addWidget(self.metric_plot)
+        curves = CurvePair(self.loss_plot, self.metric_plot)
 
         self.class_bars = ClassBars("Per class (latest epoch, worst first)")
         self.class_table = ClassTable()

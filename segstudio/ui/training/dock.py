@@ -60,9 +60,6 @@ class TrainingDock(QDockWidget):
         panel_scroll.setWidgetResizable(True)
         panel_scroll.setFrameShape(QScrollArea.Shape.NoFrame)
         panel_scroll.setWidget(self.panel)
-        # Two rows when squeezed (Qt's default minimum is about three): with the dashboard under
-        # it, the dock then leaves the class list its eight rows on a 1280x800 screen.
-        panel_scroll.setMinimumHeight(2 * self.panel.fontMetrics().height() + 16)
         train = QSplitter(Qt.Orientation.Vertical)
         train.addWidget(panel_scroll)
         train.addWidget(self.dashboard)

@@ -7,21 +7,21 @@ import math
 from collections.abc import Sequence
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor, QFont
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QColor, QFont, QResizeEvent
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QHeaderView,
+    QSplitter,
     QTableWidget,
     QTableWidgetItem,
     QWidget,
 )
 
+# A plot's title, axis titles and three ticks that never overlap.
+PLOT_MIN_HEIGHT = 150
+PLOT_MIN_WIDTH = 200
 # Colour-blind-safe (Okabe-Ito) colours, in the order series are added.
-# Two plots stacked in the Training dock, tabbed with the Model dock under the class list,
-# must fit a 1280x800 screen: at 150 px each the dock's minimum pushed the window past the
-# screen's bottom. 90 px still shows a title, three readable ticks and the curve.
-PLOT_MIN_HEIGHT = 90
 SERIES_COLORS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 
 pg.setConfigOptions(antialias=True, background="w", foreground="#333333")
@@ -48,6 +48,38 @@ def make_plot(title: str, y_label: str, y_range: tuple[float, float] | None = No
         plot.setYRange(*y_range, padding=0.02)
     plot.setMinimumHeight(PLOT_MIN_HEIGHT)
     return plot
+
+
+class CurvePair(QWidget):
+    """Two plots stacked, or side by side when the room is too short for two readable plots.
+
+    In the Training dock, tabbed under the class list on a 1280x800 screen, two stacked plots
+    asked for 300 px: the window grew past the screen, or (squeezed) their ticks overlapped.
+    Side by side they need one plot's height, and the dock is wide enough for two."""
+
+    def __init__(self, first: QWidget, second: QWidget, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.splitter = QSplitter(Qt.Orientation.Vertical, self)
+        self.splitter.addWidget(first)
+        self.splitter.addWidget(second)
+        self.splitter.setChildrenCollapsible(False)
+
+    def minimumSizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(PLOT_MIN_WIDTH, PLOT_MIN_HEIGHT)  # side by side: one plot's height
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt override
+        return QSize(2 * PLOT_MIN_WIDTH, 2 * PLOT_MIN_HEIGHT + self.splitter.handleWidth())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:  # noqa: N802 - Qt override
+        stacked = self.height() >= 2 * PLOT_MIN_HEIGHT + self.splitter.handleWidth()
+        wide = self.width() >= 2 * PLOT_MIN_WIDTH + self.splitter.handleWidth()
+        orientation = Qt.Orientation.Vertical if stacked or not wide else Qt.Orientation.Horizontal
+        if orientation != self.splitter.orientation():
+            self.splitter.setOrientation(orientation)
+            half = (self.height() if stacked else self.width()) // 2
+            self.splitter.setSizes([half, half])
+        self.splitter.setGeometry(self.rect())  # no layout: its minimum would be the stacked one
+        super().resizeEvent(event)
 
 
 class LogAxis(pg.AxisItem):
@@ -123,7 +155,8 @@ class ClassBars(pg.PlotWidget):
         self.getAxis("left").setStyle(tickFont=QFont(self.font().family(), 8))
         self.legend = self.addLegend(offset=(-8, 8), labelTextSize="8pt")
         self._items: list[pg.BarGraphItem] = []
-        self.setMinimumHeight(PLOT_MIN_HEIGHT)
+        # short rooms get a few bars: the table beside it always has every class's figures
+        self.setMinimumHeight(PLOT_MIN_HEIGHT - 50)
 
     def set_values(self, classes: Sequence[str], series: Sequence[tuple[str, Sequence[float | None]]]) -> None:
         """`classes` top to bottom; `series` is [(name, value per class)] (None: no bar)."""

@@ -31,6 +31,7 @@ from segstudio.core.runs import RunInfo, active_model, list_runs, set_active_mod
 from segstudio.ui.training.plots import (
     ClassBars,
     ClassTable,
+    CurvePair,
     add_curve,
     make_plot,
     set_epoch_ticks,
@@ -104,10 +105,8 @@ class RunsView(QWidget):
 
         self.miou_plot = make_plot("Validation mIoU", "mIoU", (0.0, 1.0))
         # Colours match the mIoU legend; a second legend of long run ids would hide the curves.
-        self.loss_plot = make_plot("Loss, log scale (solid: train, dashed: val)", "loss", log_y=True, legend=False)
-        curves = QSplitter(Qt.Orientation.Vertical)
-        curves.addWidget(self.miou_plot)
-        curves.addWidget(self.loss_plot)
+        self.loss_plot = make_plot("Loss, log (dashed: val)", "loss", log_y=True, legend=False)
+        curves = CurvePair(self.miou_plot, self.loss_plot)
         self.class_bars = ClassBars("Per-class IoU at each run's best epoch (worst first)")
         self.class_table = ClassTable()
         classes = QSplitter(Qt.Orientation.Vertical)
