@@ -105,3 +105,30 @@ def test_thumbnail_reads_the_smallest_level(qtbot, project: Project) -> None:  #
 
     image = make_thumbnail(project.image_path("slide"), QSize(72, 54), None)
     assert (image.width(), image.height()) == (54, 54)
+
+
+def test_the_app_opens_paints_and_saves_a_gigapixel_slide(qtbot, project: Project, tmp_path: Path,  # noqa: ANN001
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    import segstudio.ui.resources as resources
+    from segstudio.ui import dialogs
+    from segstudio.ui.main_window import MainWindow
+
+    monkeypatch.setattr(resources, "user_data_dir", lambda: tmp_path / "appdata")
+    monkeypatch.setattr(dialogs, "show_error", lambda _p, title, text: pytest.fail(f"{title}: {text}"))
+    win = MainWindow()
+    qtbot.addWidget(win)
+    win.resize(1200, 800)
+    win.show()
+    qtbot.waitExposed(win)
+    assert win.open_project(project.root)
+    assert win.workspace.open_image("slide")
+    canvas = win.canvas
+    qtbot.waitUntil(lambda: canvas.document is not None and canvas.document.shape == (SIDE, SIDE), timeout=10_000)
+    layer = canvas.image_layer
+    assert layer is not None and isinstance(layer.region_source, GigapixelImage)
+    canvas.flush()
+    doc = canvas.document
+    doc.apply_edit("box", Region(5_000, 5_000, 5_010, 5_010), 1)
+    assert win.workspace.session.store.save("slide").saved
+    assert chunk_files(project).keys() == {"9.9"}
+    win.close()
