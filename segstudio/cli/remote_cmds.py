@@ -190,7 +190,7 @@ def train_on_host(args: argparse.Namespace) -> int:
 
     host = HostRegistry().get(args.host)
     project = Project.open(args.project)
-    launched = launch_run(project, host, remote_train_args(args), device=args.device or "auto", gpus=args.gpus,
+    launched = launch_run(project, host, remote_train_args(args), device=args.device, gpus=args.gpus,
                           run_name=args.run_name, resume=args.resume)
     print(launched.sync.summary(host.name), file=sys.stderr)
     resumed = f"; resumed from its checkpoint there (start {launched.run.attempt})" if args.resume else ""

@@ -175,7 +175,7 @@ class Launch:
     sync: SyncResult
 
 
-def launch_run(project: Project, host: HostConfig, train_args: list[str], *, device: str = "auto",
+def launch_run(project: Project, host: HostConfig, train_args: list[str], *, device: str | None = None,
                gpus: int | None = None, run_name: str | None = None, ssh: Ssh | None = None,
                resume: str | None = None) -> Launch:
     """Check the host, sync the mirror, start the trainer there detached; returns at once.
@@ -184,6 +184,7 @@ def launch_run(project: Project, host: HostConfig, train_args: list[str], *, dev
     ssh = ssh or Ssh(host.name)
     previous = _resumable(project, host, resume) if resume else None
     gpus = gpus or (previous.gpus if previous else 1)
+    device = device or (_saved_device(previous) if previous else None) or "auto"
     report = probe(host, ssh)
     require_segstudio(report)
     require_device(report, device, gpus)
@@ -224,6 +225,16 @@ def _resumable(project: Project, host: HostConfig, run_id: str) -> RemoteRun:
         raise RemoteError(f"run {run_id} ran on host {previous.host}, not {host.name}; its checkpoint is there: "
                           f"resume it with --host {previous.host}")
     return previous
+
+
+def _saved_device(run: RemoteRun) -> str | None:
+    """The device a run had (its config.json here, from its run_started): a resume without
+    --device keeps it, so a run on a host's CPU is not refused for want of a GPU."""
+    try:
+        device = json.loads((run.local_dir / "config.json").read_text(encoding="utf-8")).get("device")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(device) if device else None
 
 
 def _archive_launch(previous: RemoteRun) -> None:

@@ -177,8 +177,7 @@ def test_a_host_going_down_mid_run_is_named_at_once_and_the_run_resumes_there(
     assert waited < 30  # a verdict in seconds, not a wait for a run that is gone
     said = next(line for line in err.splitlines() if "ended without finishing" in line)
 
-    assert main(["train", str(project.root), "--host", HOST, "--resume", run.run_id, "--device", "cpu",
-                 "--workers", "0"]) == 0
+    assert main(["train", str(project.root), "--host", HOST, "--resume", run.run_id, "--workers", "0"]) == 0
     err = capsys.readouterr().err
     assert f"run {run.run_id} started on {HOST}; resumed from its checkpoint there (start 2)" in err
     resumed = load_record(project.root, run.run_id)

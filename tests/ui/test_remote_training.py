@@ -180,6 +180,31 @@ def test_a_lost_connection_is_offered_for_reattach_also_after_a_restart(qtbot, t
     assert not dock2.runs_view.reattach_button.isEnabled()
 
 
+def test_a_host_run_that_ended_unfinished_resumes_on_its_host(qtbot, tmp_path: Path, registry: HostRegistry) -> None:
+    project = _labelled_project(tmp_path / "proj")
+    for run_id, outcome in (("gone", {"event": "error", "unfinished": "restarted", "message": "the run gone on "
+                                      "host gpu-box ended without finishing"}), ("going", None)):
+        run_dir = write_fake_run(project.root, run_id, [epoch_record(1, 0.25, {"a": 0.5})], epochs=5)
+        (run_dir / "remote.json").write_text(json.dumps({"run_id": run_id, "host": "gpu-box", "mirror": "/m"}))
+        if outcome:
+            (run_dir / "outcome.json").write_text(json.dumps(outcome))
+    dock, controller = _dock(qtbot)
+    controller.set_project(project, None)
+    launched: list[tuple[list[str], str | None]] = []
+    controller._launch = lambda command, _h, host=None, attach=None: (  # noqa: SLF001
+        launched.append((command, host)) or True)
+    runs = dock.runs_view
+    runs.select_runs(["going"])  # may still run there: re-attach, not resume
+    assert not runs.resume_button.isEnabled() and runs.reattach_button.isEnabled()
+    runs.select_runs(["gone"])  # no checkpoint here: it is on the host, and the run resumes there
+    assert runs.resume_button.isEnabled() and not runs.reattach_button.isEnabled()
+    runs.resume_button.click()
+    command, host = launched[-1]
+    assert host == "gpu-box"
+    assert command[1:] == ["-m", "segstudio", "train", str(project.root.resolve()), "--events", "jsonl",
+                           "--resume", "gone", "--host", "gpu-box"]  # the host's device, not this computer's
+
+
 def test_closing_the_app_during_a_remote_run_leaves_the_run_on_its_host(qtbot, tmp_path: Path,
                                                                         registry: HostRegistry) -> None:
     project = _labelled_project(tmp_path / "proj")

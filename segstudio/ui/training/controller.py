@@ -241,6 +241,10 @@ class TrainingController(QObject):
         if not self._prepare():
             return False
         assert self.project is not None
+        host = run_host(self.project.root / "runs" / run_id)
+        if host is not None:  # its checkpoint is on the host: it continues there
+            return self._launch(resume_command(self.project.root, run_id, epochs=epochs, host=host),
+                                f"Resuming run {run_id} on {host}...", host=host)
         device = self.panel.options().device
         return self._launch(resume_command(self.project.root, run_id, device=device, epochs=epochs),
                             f"Resuming run {run_id}...")

@@ -51,11 +51,14 @@ def attach_command(project_root: Path, run_id: str) -> list[str]:
             "--events", "jsonl", "--replay"]
 
 
-def resume_command(project_root: Path, run_id: str, device: str = "auto", epochs: int | None = None) -> list[str]:
+def resume_command(project_root: Path, run_id: str, device: str = "auto", epochs: int | None = None,
+                   host: str | None = None) -> list[str]:
     """Continue a run from its last checkpoint; the run keeps its own recipe (only the device
-    and the number of epochs may change, see cli/engine_cmds.py)."""
+    and the number of epochs may change, see cli/engine_cmds.py). A run of a host resumes
+    there, where its checkpoint is, on the device it had (this computer's is not the host's)."""
+    where = ["--host", host] if host else ["--device", device]
     command = [sys.executable, "-m", "segstudio", "train", str(Path(project_root).resolve()), "--events",
-               "jsonl", "--resume", run_id, "--device", device]
+               "jsonl", "--resume", run_id, *where]
     if epochs is not None:
         command += ["--epochs", str(epochs)]
     return command

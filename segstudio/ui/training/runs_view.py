@@ -215,7 +215,10 @@ class RunsView(QWidget):
     def _update_buttons(self) -> None:
         runs = self.selected_runs()
         one = runs[0] if len(runs) == 1 else None
-        self.resume_button.setEnabled(bool(one and one.resumable and one.status != "finished" and not self.busy))
+        # A host's run that ended keeps its checkpoint there (the host says so if it has none).
+        ended_on_host = bool(one and one.outcome and run_host(one.run_dir))
+        self.resume_button.setEnabled(bool(one and (one.resumable or ended_on_host) and one.status != "finished"
+                                           and not self.busy))
         self.active_button.setEnabled(bool(one and one.model_dir is not None))
         self.reattach_button.setEnabled(bool(one and not self.busy and is_detached(one)))
         self.folder_button.setEnabled(one is not None)
