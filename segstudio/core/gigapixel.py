@@ -166,6 +166,7 @@ class GigapixelImage:
                  progress: Callable[[float], None] | None = None, build: bool = True) -> None:
         self.path = Path(path)
         self.mapping = mapping
+        self.closed = False
         self._lock = threading.Lock()
         self._cache = _SegmentCache(CACHE_BYTES)
         self._files: list[Any] = []
@@ -200,6 +201,7 @@ class GigapixelImage:
         return tif
 
     def close(self) -> None:
+        self.closed = True
         for tif in self._files:
             tif.close()
         self._files = []
@@ -247,6 +249,8 @@ class GigapixelImage:
     # -- reading -----------------------------------------------------------------------------
     def read_raw(self, level: int, y0: int, y1: int, x0: int, x1: int) -> np.ndarray:
         """Pixels of the box at `level`, (h, w) for one band or (h, w, C), in the file's dtype."""
+        if self.closed:
+            raise ImageReadError(f"{self.path}: the image was closed; open it again to read it")
         if not 0 <= level < len(self._readers):
             raise IndexError(f"level {level} does not exist; the image has {len(self._readers)}")
         reader = self._readers[level]
@@ -292,6 +296,8 @@ class GigapixelImage:
     def read_scaled(self, k: int, region: Region) -> np.ndarray:
         """RGB8 of `region` in the 1/2**k grid (size ceil(H / 2**k)), the canvas's own levels:
         read from the nearest finer file level and resized only when the sizes differ."""
+        if self.closed:  # a view repainting after its image was let go draws nothing
+            return np.zeros((*region.shape, 3), dtype=np.uint8)
         f = 1 << k
         level = self.level_for(f)
         reader = self._readers[level]

@@ -272,9 +272,13 @@ def _flood(
 
 
 def flood_fill(
-    doc: MaskDocument, x: float, y: float, value: int, protect: bool = False, label: str = "Fill"
+    doc: MaskDocument, x: float, y: float, value: int, protect: bool = False, label: str = "Fill",
+    window: int | None = None,
 ) -> Region:
-    """Fill the 4-connected same-class region under (x, y) with `value`, as one step."""
+    """Fill the 4-connected same-class region under (x, y) with `value`, as one step.
+
+    With `window`, the fill stays inside the window x window square around the click (a
+    gigapixel mask: filling its unlabelled background whole would commit gigabytes)."""
     pixel = _pixel(x, y)
     height, width = doc.shape
     if pixel is None or not (0 <= pixel[0] < width and 0 <= pixel[1] < height):
@@ -282,8 +286,14 @@ def flood_fill(
     old = int(doc.mask[pixel[1], pixel[0]])
     if old == value or (protect and old != doc.classes.unlabeled_id):
         return EMPTY
-    region, where = _flood(doc.writable_mask(), pixel, 4, 0.0)
-    return _one_shot(doc, label, region, where, value, False)
+    if window is None:
+        region, where = _flood(doc.writable_mask(), pixel, 4, 0.0)
+        return _one_shot(doc, label, region, where, value, False)
+    half = max(1, int(window)) // 2
+    box = Region(pixel[1] - half, pixel[0] - half, pixel[1] + half, pixel[0] + half).clip(height, width)
+    view = np.ascontiguousarray(doc.mask[box.slices])
+    region, where = _flood(view, (pixel[0] - box.x0, pixel[1] - box.y0), 4, 0.0)
+    return _one_shot(doc, label, region.shifted(box.y0, box.x0), where, value, False)
 
 
 def _check_image(image: np.ndarray, doc: MaskDocument) -> np.ndarray:

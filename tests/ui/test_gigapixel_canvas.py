@@ -130,3 +130,33 @@ def test_paint_save_reload_exact(canvas: Canvas, slide: Path, tmp_path: Path) ->
         tile = layer.tiles._tiles[(9_000 // 512, 12_000 // 512)]
         assert np.array_equal(tile.buffer, layer.lut[doc.mask[tile.region.slices]])
         assert (tile.buffer != 0).any()
+
+
+def test_fill_stays_within_a_window_around_the_click(canvas: Canvas, slide: Path) -> None:
+    from segstudio.ui.annotate.canvas_tools import GIGAPIXEL_FILL_WINDOW as WINDOW
+
+    with GigapixelImage(slide) as image:
+        doc = MaskDocument(allocate(SIDE, SIDE, fill=CLASSES.unlabeled_id), CLASSES)
+        dirty = DirtyChunks()
+        doc.add_listener(dirty)
+        canvas.set_document(image, doc)
+        canvas.zoom_100()
+        canvas.centerOn(9_000, 7_000)
+        canvas.set_tool("fill")
+        canvas.set_active_class(1)
+        click(canvas, 9_000, 7_000)
+        half = WINDOW // 2
+        box = Region(7_000 - half, 9_000 - half, 7_000 + half, 9_000 + half)
+        assert (doc.mask[box.slices] == 1).all()
+        ring = doc.mask[box.y0 - 1:box.y1 + 1, box.x0 - 1:box.x1 + 1]
+        assert int((ring == 1).sum()) == WINDOW * WINDOW  # nothing outside the square
+        assert dirty.keys == set(box.tiles(CHUNK))
+        doc.undo()
+        assert (doc.mask[box.slices] == CLASSES.unlabeled_id).all()
+    # Drawn after its image was closed (the session let it go), the view shows black, quietly.
+    layer = canvas.image_layer
+    assert layer is not None
+    layer.pyramid.invalidate_all()
+    canvas.flush()
+    grid = layer.pyramid.level(0)
+    assert all((t.buffer == 0xFF000000).all() for t in grid._tiles.values()) and grid.materialised

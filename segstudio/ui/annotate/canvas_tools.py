@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -27,6 +28,7 @@ TOOL_NAMES = (
     "brush", "eraser", "fill", "polygon", "lasso", "box_select", "scribble", "assist", "wand", "picker", "pan",
 )
 MIN_BRUSH, MAX_BRUSH = 1, 500
+GIGAPIXEL_FILL_WINDOW = 4096  # side of the square a fill on a gigapixel image stays within
 FG_COLOR = QColor(40, 220, 60)
 BG_COLOR = QColor(230, 40, 40)
 
@@ -259,7 +261,10 @@ class FillTool(Tool):
         doc = self.host.document
         if doc is None or p.button != Qt.MouseButton.LeftButton or not _inside(doc, p):
             return
-        self._one_shot(core_tools.flood_fill, doc, p.ix, p.iy, self._value(), self.host.protect)
+        # A gigapixel image (no whole array on the host) fills within a window around the click.
+        window = None if self.host.image is not None else GIGAPIXEL_FILL_WINDOW
+        self._one_shot(partial(core_tools.flood_fill, window=window), doc, p.ix, p.iy, self._value(),
+                       self.host.protect)
 
 
 class WandTool(Tool):
