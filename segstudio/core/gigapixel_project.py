@@ -33,11 +33,14 @@ def is_gigapixel_record(project: Project, record: ImageRecord | str) -> bool:
 
 
 def store_path(project: Project, record: ImageRecord | str) -> Path:
-    return project.root / "masks" / f"{_record(project, record).id}{tiled_mask.STORE_SUFFIX}"
+    return project.tiled_mask_path(_record(project, record))
 
 
 def mask_store(project: Project, record: ImageRecord | str) -> tiled_mask.TiledMaskStore:
+    """The image's chunk store: as saved (its own fill value), or new, unlabelled."""
     record = _record(project, record)
+    if has_tiled_mask(project, record):
+        return tiled_mask.TiledMaskStore.open(store_path(project, record))
     return tiled_mask.TiledMaskStore(store_path(project, record), (record.height, record.width),
                                      fill=project.classes.unlabeled_id)
 

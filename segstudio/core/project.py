@@ -30,7 +30,7 @@ from typing import Any, cast
 import numpy as np
 
 from segstudio import __version__
-from segstudio.core import channels, display, imageio
+from segstudio.core import channels, display, imageio, tiled_mask
 from segstudio.core.atomic import atomic_write_bytes, clean_stray_temps, storage_error
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import MaskError, ProjectError, StorageError
@@ -499,8 +499,17 @@ class Project:
         image_id = record if isinstance(record, str) else record.id
         return self.root / "masks" / f"{image_id}.png"
 
+    def tiled_mask_path(self, record: ImageRecord | str) -> Path:
+        """Where a gigapixel image's mask lives: a chunk store beside the PNGs (core/tiled_mask.py)."""
+        image_id = record if isinstance(record, str) else record.id
+        return self.root / "masks" / f"{image_id}{tiled_mask.STORE_SUFFIX}"
+
+    def _tiled_store(self, record: ImageRecord | str) -> tiled_mask.TiledMaskStore | None:
+        path = self.tiled_mask_path(record)
+        return tiled_mask.TiledMaskStore.open(path) if (path / ".zarray").is_file() else None
+
     def has_mask(self, record: ImageRecord | str) -> bool:
-        return self.mask_path(record).is_file()
+        return self.mask_path(record).is_file() or (self.tiled_mask_path(record) / ".zarray").is_file()
 
     def read_mask(self, record: ImageRecord | str) -> np.ndarray | None:
         """The saved mask, checked against the image size and class table; None if absent."""
@@ -573,6 +582,8 @@ class Project:
     def delete_mask(self, record: ImageRecord | str) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.mask_path(record).unlink()
+        with contextlib.suppress(FileNotFoundError):
+            shutil.rmtree(self.tiled_mask_path(record))
         self._masks.seen(record if isinstance(record, str) else record.id, None)
 
     # -- classes ----------------------------------------------------------------------------
@@ -585,6 +596,9 @@ class Project:
         lut = np.arange(256, dtype=np.uint8)
         lut[old_id] = new_id
         for record in self._images.values():
+            store = self._tiled_store(record)
+            if store is not None and store.remap(lut):  # a gigapixel mask: chunk by chunk
+                changed.append(record.id)
             path = self.mask_path(record)
             if not path.is_file():
                 continue
@@ -600,6 +614,9 @@ class Project:
         """Per-id pixel counts (256 entries) over the saved masks, optionally of one split."""
         counts = np.zeros(256, dtype=np.int64)
         for record in self.images_where(split=split):
+            store = self._tiled_store(record)
+            if store is not None:
+                counts += store.counts()
             path = self.mask_path(record)
             if path.is_file():
                 mask, mode = imageio.read_mask_array(path)

@@ -222,23 +222,59 @@ class TiledMaskStore:
         self._fsync_dir()
         return count
 
+    def _read_chunk(self, key: tuple[int, int]) -> np.ndarray:
+        """One stored chunk, cropped to the mask (an edge chunk is stored padded)."""
+        try:
+            raw = zlib.decompress((self.path / f"{key[0]}.{key[1]}").read_bytes())
+        except (OSError, zlib.error) as exc:
+            raise MaskError(f"{self.path}: chunk {key[0]}.{key[1]} is damaged ({exc}); delete that "
+                            "file to lose only that 512 x 512 block") from exc
+        if len(raw) != self.chunk * self.chunk:
+            raise MaskError(f"{self.path}: chunk {key[0]}.{key[1]} has {len(raw)} bytes, not "
+                            f"{self.chunk * self.chunk}; delete that file")
+        box = self._box(key)
+        return np.frombuffer(raw, dtype=np.uint8).reshape(self.chunk, self.chunk)[:box.height, :box.width]
+
+    def counts(self) -> np.ndarray:
+        """Pixels per class id (256 entries): stored chunks, plus the fill of the others."""
+        counts = np.zeros(256, dtype=np.int64)
+        stored = 0
+        for key in self.stored_keys():
+            if self._box(key).empty:
+                continue
+            block = self._read_chunk(key)
+            counts += np.bincount(block.ravel(), minlength=256)
+            stored += block.size
+        counts[self.fill] += self.shape[0] * self.shape[1] - stored
+        return counts
+
+    def remap(self, lut: np.ndarray) -> bool:
+        """Map every pixel through a 256-entry table, chunk by chunk; True if anything changed."""
+        changed = False
+        for key in self.stored_keys():
+            if self._box(key).empty:
+                continue
+            block = self._read_chunk(key)
+            new = lut[block]
+            if not np.array_equal(new, block):
+                padded = np.full((self.chunk, self.chunk), self.fill, dtype=np.uint8)
+                padded[:new.shape[0], :new.shape[1]] = new
+                self._write_file(f"{key[0]}.{key[1]}", zlib.compress(padded.data, ZLIB_LEVEL))
+                changed = True
+        if int(lut[self.fill]) != self.fill:  # chunks without a file follow the new fill value
+            self.fill = int(lut[self.fill])
+            self._write_file(".zarray", json.dumps(self._header(), indent=1).encode("utf-8"))
+            changed = True
+        self._fsync_dir()
+        return changed
+
     def read(self) -> np.ndarray:
         """The whole mask as a lazily allocated array (only stored chunks touch memory)."""
         mask = allocate(*self.shape, fill=self.fill)
         for key in self.stored_keys():
             box = self._box(key)
-            if box.empty:
-                continue
-            try:
-                raw = zlib.decompress((self.path / f"{key[0]}.{key[1]}").read_bytes())
-            except (OSError, zlib.error) as exc:
-                raise MaskError(f"{self.path}: chunk {key[0]}.{key[1]} is damaged ({exc}); delete that "
-                                "file to lose only that 512 x 512 block") from exc
-            if len(raw) != self.chunk * self.chunk:
-                raise MaskError(f"{self.path}: chunk {key[0]}.{key[1]} has {len(raw)} bytes, not "
-                                f"{self.chunk * self.chunk}; delete that file")
-            block = np.frombuffer(raw, dtype=np.uint8).reshape(self.chunk, self.chunk)
-            mask[box.slices] = block[:box.height, :box.width]
+            if not box.empty:
+                mask[box.slices] = self._read_chunk(key)
         return mask
 
 

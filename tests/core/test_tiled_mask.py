@@ -152,3 +152,45 @@ def test_writes_to_a_filled_mask_stay_where_they_land() -> None:
     flat[10] = 1
     assert flat[block + 10] == 7 and flat[3 * block + 10] == 7 and flat[10] == 1
     assert int(np.count_nonzero(mask != 7)) == 1
+
+
+def test_counts_and_remap_chunk_by_chunk(tmp_path: Path) -> None:
+    mask = allocate(1500, 1300, fill=255)
+    mask[:10, :20] = 1  # chunk 0.0
+    mask[1400:, 1290:] = 2  # the corner chunk, partial
+    store = TiledMaskStore(tmp_path / "m.zarr", mask.shape, fill=255)
+    store.write(mask)
+    counts = store.counts()
+    assert (counts[1], counts[2], counts[255]) == (200, 1000, 1500 * 1300 - 1200)
+    lut = np.arange(256, dtype=np.uint8)
+    lut[1] = 3
+    assert store.remap(lut)
+    assert not store.remap(lut)  # nothing of class 1 is left
+    again = TiledMaskStore.open(store.path).read()
+    assert (again[:10, :20] == 3).all() and (again[1400:, 1290:] == 2).all()
+    lut[255] = 0  # the fill itself changes: chunks without a file follow through the header
+    assert store.remap(lut)
+    again = TiledMaskStore.open(store.path)
+    assert again.fill == 0 and again.read()[700, 700] == 0 and again.counts()[255] == 0
+
+
+def test_project_masks_of_gigapixel_images(tmp_path: Path) -> None:
+    """has_mask, pixel counts, class remap and delete see a project's chunk stores."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from gigapixel_builders import write_pyramid
+
+    from segstudio.core import gigapixel_project
+    from segstudio.core.project import Project
+
+    project = Project.create(tmp_path / "proj", CLASSES)
+    project.add_image(write_pyramid(tmp_path / "slide.tif", 13_000, 12_500))
+    assert gigapixel_project.is_gigapixel_record(project, "slide") and not project.has_mask("slide")
+    mask = gigapixel_project.read_mask(project, "slide")
+    mask[100:110, 100:120] = 1
+    gigapixel_project.save_chunks(project, "slide", mask, {(0, 0)})
+    assert project.has_mask("slide")
+    assert project.pixel_counts()[1] == 200
+    assert project.remap_class(1, 2) == ["slide"]
+    assert gigapixel_project.read_mask(project, "slide")[105, 105] == 2
+    project.delete_mask("slide")
+    assert not project.has_mask("slide") and not project.tiled_mask_path("slide").exists()
