@@ -224,6 +224,7 @@ class Dashboard(QWidget):
         self.progress.setFormat("")
         self.stats = QLabel("")
         self.stats.setTextFormat(Qt.TextFormat.RichText)
+        self.stats.hide()  # shown with the first figures: empty, it took a row from a short dock
 
         self.loss_plot = make_plot("Loss (log scale)", "loss", log_y=True)
         self.metric_plot = make_plot("Validation", "score", (0.0, 1.0))
@@ -279,6 +280,7 @@ class Dashboard(QWidget):
         self.progress.setValue(0)
         self.progress.setFormat("")
         self.stats.setText("")
+        self.stats.hide()
 
     def set_running(self, running: bool) -> None:
         self._running = running
@@ -402,6 +404,7 @@ class Dashboard(QWidget):
         if self._peak_memory is not None:
             parts.append(f"GPU memory {self._peak_memory / 1024:.1f} GB")
         self.stats.setText(" &nbsp;·&nbsp; ".join(parts))
+        self.stats.setVisible(bool(parts))
 
     def add_message(self, level: str, text: str) -> None:
         prefix = {"warning": "⚠ ", "error": "✖ ", "info": ""}.get(level, "")
