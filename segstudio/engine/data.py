@@ -20,6 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from segstudio.core import gigapixel_project
 from segstudio.core.classes import ClassTable, Color
 from segstudio.core.errors import TrainingError
 from segstudio.core.project import ImageRecord, Project
@@ -116,11 +117,19 @@ class TrainData:
 
 
 def _labelled(project: Project, splits: Sequence[str]) -> tuple[list[ImageRecord], list[str]]:
-    records, missing = [], []
+    records, missing, gigapixel = [], [], []
     for split in splits:
         for rec in project.images_where(split=split, statuses=TRAINING_STATUSES):
+            if gigapixel_project.is_gigapixel_record(project, rec):
+                gigapixel.append(rec)  # would be decoded whole below: not trained on yet
+                continue
             (records if project.has_mask(rec) else missing).append(rec)
     notes = []
+    if gigapixel:
+        notes.append(
+            f"{len(gigapixel)} gigapixel image(s) are left out (e.g. {gigapixel[0].id}): training "
+            "on random crops of tiled images is not built yet; label crops saved as ordinary images"
+        )
     if missing:
         notes.append(
             f"{len(missing)} image(s) marked labelled have no mask file and are left out "

@@ -132,3 +132,10 @@ def test_the_app_opens_paints_and_saves_a_gigapixel_slide(qtbot, project: Projec
     assert win.workspace.session.store.save("slide").saved
     assert chunk_files(project).keys() == {"9.9"}
     win.close()
+
+
+def test_prediction_skips_gigapixel_images(project: Project) -> None:
+    from segstudio.ui.model.predict_worker import _gigapixel
+
+    assert _gigapixel(project.image_path("slide"))
+    assert not _gigapixel(project.image_path("small"))

@@ -13,7 +13,9 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool
 
+from segstudio.core import gigapixel, rasters
 from segstudio.core.classes import ClassTable
+from segstudio.core.errors import SegstudioError
 from segstudio.core.imageio import read_image_raw
 from segstudio.core.loop import Prediction
 from segstudio.core.loop_store import PredictionCache
@@ -84,6 +86,11 @@ class PredictJob:
         for done, (image_id, path) in enumerate(self.items):
             job.check_cancelled()
             prediction = None if self.force else self.cache.get(image_id)
+            if prediction is None and _gigapixel(path):
+                # Decoding it whole could take gigabytes; tiled prediction is not built yet.
+                job.progress("note", f"{image_id}: gigapixel images are not predicted yet "
+                             "(tiled prediction is not built); skipped")
+                continue
             if prediction is None:
                 if model is None:
                     model = self.slot.get(self.model_path, self.classes, self.device)  # type: ignore[attr-defined]
@@ -93,3 +100,14 @@ class PredictJob:
                 self.cache.put(image_id, prediction)
             job.progress("predicted", image_id, prediction, done + 1, total)
         return total
+
+
+def _gigapixel(path: str | Path) -> bool:
+    path = Path(path)
+    if not rasters.is_tiff(path):
+        return False
+    try:
+        info = rasters.read_tiff_info(path)
+    except SegstudioError:
+        return False  # the read below reports the file's problem
+    return gigapixel.is_gigapixel(info.height, info.width)
