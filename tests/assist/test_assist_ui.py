@@ -125,3 +125,65 @@ def test_no_registered_model_is_a_status_note(qtbot, tmp_path, monkeypatch) -> N
         Driver(canvas).click(20, 20)
     assert "no assist model is registered" in note.args[0]
     assert (canvas.document.mask == UNLABELED).all()
+
+
+def _fresh_canvas(qtbot) -> tuple[Canvas, object]:  # noqa: ANN001
+    canvas = Canvas()
+    canvas.resize(480, 400)
+    qtbot.addWidget(canvas)
+    canvas.show()
+    qtbot.waitExposed(canvas)
+    doc = open_doc(canvas, np.full((HEIGHT, WIDTH, 3), 120, np.uint8),
+                   np.full((HEIGHT, WIDTH), UNLABELED, np.uint8), make_classes())
+    canvas.set_active_class(2)
+    return canvas, doc
+
+
+def test_the_model_loads_off_the_ui_thread_and_clicks_wait_for_it(qtbot, pair, monkeypatch) -> None:  # noqa: ANN001
+    import threading
+
+    from segstudio.ui.annotate import assist_session
+
+    gate, loaded_on = threading.Event(), []
+    real = assist_session.ClickAssistant
+
+    def gated(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        loaded_on.append(threading.current_thread())
+        assert gate.wait(10), "the test never opened the gate"
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(assist_session, "ClickAssistant", gated)
+    canvas, doc = _fresh_canvas(qtbot)
+    # returns at once although the model cannot load until the gate opens
+    session = AssistSession.from_files(*pair("sam1"), parent=canvas, name="stand-in", background=True)
+    assert session.loading and session.describe() == "stand-in (loading)"
+    canvas.assist_session = session
+    canvas.set_tool("assist")
+    drive = Driver(canvas)
+    drive.click(150, 110)  # made while the model loads: kept, answered later
+    tool = _tool(canvas)
+    assert tool.result is None and len(tool.prompt.points) == 1 and session.encoding
+    with qtbot.waitSignal(session.ready, timeout=10_000):
+        gate.set()
+    assert loaded_on and loaded_on[0] is not threading.main_thread()
+    assert not session.loading and "stand-in (SAM 1" in session.describe()
+    assert tool.proposal() is not None and tool.proposal()[110, 150]
+    drive.key(Qt.Key.Key_Return)
+    assert (doc.mask[100:120, 140:160] == 2).all()
+
+
+def test_a_model_that_fails_to_load_says_so_and_is_let_go(qtbot, pair, tmp_path) -> None:  # noqa: ANN001
+    canvas, doc = _fresh_canvas(qtbot)
+    broken = tmp_path / "encoder.onnx"
+    broken.write_bytes(b"not onnx at all")
+    session = AssistSession.from_files(broken, pair("sam1")[1], parent=canvas, name="broken", background=True)
+    canvas.assist_session = session
+    canvas.set_tool("assist")
+    tool = _tool(canvas)
+    tool.session()  # what the first paint with the tool does: hands it the image
+    with qtbot.waitSignal(session.load_failed, timeout=10_000) as failed:
+        pass
+    assert "could not load broken" in failed.args[0] and session.load_error == failed.args[0]
+    assert session.describe() == "broken (not loaded)" and not session.loading and not session.encoding
+    Driver(canvas).click(150, 110)
+    assert tool.proposal() is None and (doc.mask == UNLABELED).all()

@@ -80,6 +80,11 @@ def test_add_from_files_use_for_assist_and_remove(qtbot, window: MainWindow, dat
     session = window.canvas.assist_session
     assert session is not None and session.name == "mine"
     assert AppSettings().assist_model() == "mine", "remembered for the next run"
+    # the model loads on a pool thread (its answer arrives through the event loop); the window says so
+    assert session.loading and "loading mine" in window.status.currentMessage()
+    assert "(loading)" in dialog.runs_on.text()
+    with qtbot.waitSignal(session.loaded, timeout=10_000):
+        pass
     assert "mine (SAM 1 / MobileSAM) on CPU" in window.status.currentMessage()
     assert "mine (SAM 1 / MobileSAM) on CPU" in dialog.runs_on.text()
     assert "(in use)" in _rows(dialog)["mine"][0]
@@ -174,7 +179,10 @@ def test_embeddings_cached_in_the_project_and_encoded_ahead(qtbot, window: MainW
     fresh = window.canvas.assist_session
     assert fresh is not session
     window.canvas.viewport().repaint()
+    with qtbot.waitSignal(fresh.ready, timeout=10_000):
+        pass  # once loaded, the image the paint handed it is answered from disk
     assert fresh.embedding is not None and not fresh.encoding, "read from PROJECT/.cache/assist"
+    assert fresh.assistant.last_encode_s == 0.0, "the encoder never ran"
 
     # moving on cancels encoding ahead: the job stops after the image it was encoding
     loads: list[int] = []

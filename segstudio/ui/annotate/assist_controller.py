@@ -86,7 +86,8 @@ class AssistController(QObject):
                                   "to download or add one")
             wanted = wanted if wanted in models else sorted(models)[0]
             model = models[wanted]
-            session = AssistSession.from_files(model.encoder, model.decoder, self.canvas, wanted)
+            # ONNX Runtime reads and optimises the model on a pool thread: the window stays live
+            session = AssistSession.from_files(model.encoder, model.decoder, self.canvas, wanted, background=True)
         except SegstudioError as exc:
             if name is not None:
                 self.notify(f"Assist: {exc}")
@@ -95,9 +96,26 @@ class AssistController(QObject):
         project = self.workspace.project
         session.set_cache_folder(cache_folder(project) if project is not None else None)
         session.ready.connect(self._on_session_ready)
+        session.loaded.connect(lambda: self._on_session_loaded(session))
+        session.load_failed.connect(lambda message: self._on_session_load_failed(session, message))
         self.canvas.assist_session = session
-        self.notify(f"Assist: {session.describe()}")
+        self.notify(f"Assist: loading {wanted}...")
         return session
+
+    def _on_session_loaded(self, session: AssistSession) -> None:
+        if session is not self.session:
+            return
+        self.notify(f"Assist: {session.describe()}")
+        if self.dialog is not None:
+            self.dialog.runs_on.setText(f"In use: {session.describe()}")
+
+    def _on_session_load_failed(self, session: AssistSession, message: str) -> None:
+        if session is not self.session:
+            return
+        self._drop_session()  # picking the tool again retries (after the user fixes the files)
+        self.notify(f"Assist: {message}. Check the files in Tools > Assist models...")
+        if self.dialog is not None:
+            self.dialog.runs_on.setText(f"Not loaded: {message}")
 
     def use_model(self, name: str) -> AssistSession | None:
         """Make `name` the assist's model now and in later runs."""
@@ -138,7 +156,7 @@ class AssistController(QObject):
     def _on_dialog_model_chosen(self, name: str) -> None:
         session = self.use_model(name)
         if self.dialog is not None and session is not None:
-            self.dialog.runs_on.setText(f"In use: {session.describe()}")
+            self.dialog.runs_on.setText(f"In use: {session.describe()}")  # "(loading)" until it is
 
     # -- which assist runs ------------------------------------------------------------------------
     def _on_tool_bar_assist_mode_changed(self, mode: str) -> None:

@@ -32,27 +32,42 @@ ImageLoader = Callable[[], np.ndarray]
 
 
 class AssistSession(QObject):
-    """Owns a ClickAssistant; `set_image` starts the encode, `ready` fires when it is done."""
+    """Owns a ClickAssistant; `set_image` starts the encode, `ready` fires when it is done.
+
+    Built with `background=True`, the model itself loads on a pool thread (a SAM ViT-B encoder
+    is a few hundred MB for ONNX Runtime to read and optimise): until `loaded`, the session
+    keeps the last image it was given and encodes it once the model is there, so clicks made
+    meanwhile are answered then; a file that cannot be loaded ends in `load_failed`."""
 
     ready = Signal()
-    note = Signal(str)  # status-bar text: encoding, ready, errors
+    loaded = Signal()
+    load_failed = Signal(str)  # the message, already worded for the status bar
+    note = Signal(str)  # status-bar text: loading, encoding, ready, errors
 
-    def __init__(self, assistant: ClickAssistant, parent: QObject | None = None, name: str = "") -> None:
+    def __init__(self, assistant: ClickAssistant | None, parent: QObject | None = None, name: str = "") -> None:
         super().__init__(parent)
         self.assistant = assistant
         self.name = name  # the registered model's name ('' for files opened directly)
+        self.load_error: str | None = None
         self._key: str | None = None
         self._embedding: Embedding | None = None
         self._token: CancelToken | None = None
         self._ahead: tuple[Job[int], CancelToken] | None = None
+        self._waiting: np.ndarray | None = None  # the image given while the model loads
+        self._cache_folder: Path | None = None
 
     @classmethod
     def from_files(cls, encoder: str | Path, decoder: str | Path, parent: QObject | None = None,
-                   name: str = "") -> AssistSession:
-        return cls(ClickAssistant(encoder, decoder), parent, name)
+                   name: str = "", *, background: bool = False) -> AssistSession:
+        if not background:
+            return cls(ClickAssistant(encoder, decoder), parent, name)
+        session = cls(None, parent, name)
+        session._load(Path(encoder), Path(decoder))
+        return session
 
     @classmethod
-    def from_store(cls, name: str | None = None, parent: QObject | None = None) -> AssistSession:
+    def from_store(cls, name: str | None = None, parent: QObject | None = None, *,
+                   background: bool = False) -> AssistSession:
         """The registered model `name`; else the one chosen with "Use for assist" (while it
         is registered); else the first registered one."""
         from segstudio.assist.store import ModelStore
@@ -68,12 +83,43 @@ class AssistSession(QObject):
             chosen = AppSettings().assist_model()
             name = chosen if chosen in models else sorted(models)[0]
         model = store.get(name)
-        return cls.from_files(model.encoder, model.decoder, parent, name)
+        return cls.from_files(model.encoder, model.decoder, parent, name, background=background)
+
+    # -- loading the model ------------------------------------------------------------------
+    def _load(self, encoder: Path, decoder: Path) -> None:
+        self.note.emit(f"Assist: loading {self.name or encoder.name}...")
+
+        def load(job: object) -> ClickAssistant:
+            return ClickAssistant(encoder, decoder)
+
+        def done(assistant: ClickAssistant) -> None:
+            self.assistant = assistant
+            self.set_cache_folder(self._cache_folder)
+            self.note.emit(f"Assist: {self.describe()}")
+            self.loaded.emit()
+            waiting, self._waiting = self._waiting, None
+            if waiting is not None:
+                self.set_image(waiting)
+
+        def failed(exc: BaseException) -> None:
+            self._waiting = None
+            self.load_error = f"could not load {self.name or encoder.name}: {error_text(exc)}"
+            self.note.emit(f"Assist: {self.load_error}")
+            self.load_failed.emit(self.load_error)
+
+        run_in_background(load, done, failed, owner=self)
+
+    @property
+    def loading(self) -> bool:
+        """True until the model loaded in the background is ready (or failed)."""
+        return self.assistant is None and self.load_error is None
 
     def set_cache_folder(self, folder: Path | None) -> None:
         """Keep embeddings as float16 files in `folder` (e.g. PROJECT/.cache/assist, capped
         at DISK_CACHE_BYTES), so reopening a project does not re-encode; None: memory only."""
-        self.assistant.disk_cache = None if folder is None else DiskEmbeddingCache(folder, DISK_CACHE_BYTES)
+        self._cache_folder = folder
+        if self.assistant is not None:
+            self.assistant.disk_cache = None if folder is None else DiskEmbeddingCache(folder, DISK_CACHE_BYTES)
 
     @property
     def embedding(self) -> Embedding | None:
@@ -81,17 +127,22 @@ class AssistSession(QObject):
 
     def describe(self) -> str:
         """'mobilesam (SAM 1) on CPU': the model and the execution provider it runs on."""
+        if self.assistant is None:
+            return f"{self.name or 'the model'} ({'not loaded' if self.load_error else 'loading'})"
         what = f"{self.name} ({self.assistant.family})" if self.name else self.assistant.family
         return f"{what} on {self.assistant.provider}"
 
     @property
     def encoding(self) -> bool:
-        """True while the open image's encode runs."""
-        return self._token is not None
+        """True while the open image's encode runs (or waits for the model to load)."""
+        return self._token is not None or (self._waiting is not None and self.loading)
 
     def set_image(self, image: np.ndarray | None) -> None:
         """Start encoding `image` (cancelling a stale encode); None forgets the image. The
         same image again changes nothing (its encode goes on, or its embedding stays)."""
+        if self.assistant is None:
+            self._waiting = image if self.loading else None
+            return
         if image is not None and self._key is not None and (self._token is not None or self._embedding is not None):
             if image_key(image) == self._key:
                 return
@@ -102,9 +153,10 @@ class AssistSession(QObject):
         if image is None:
             self._key = None
             return
+        assistant = self.assistant
         key = image_key(image)
         self._key = key
-        cached = self.assistant.cached(key)
+        cached = assistant.cached(key)
         if cached is not None:
             self._embedding = cached
             self.ready.emit()
@@ -114,14 +166,14 @@ class AssistSession(QObject):
         self.note.emit(f"Assist: preparing this image ({self.describe()})...")
 
         def encode(job: object) -> Embedding:
-            return self.assistant.embed(image, key=key, cancel=token)
+            return assistant.embed(image, key=key, cancel=token)
 
         def done(embedding: Embedding) -> None:
             if key != self._key:
                 return  # the user moved on meanwhile
             self._token = None
             self._embedding = embedding
-            self.note.emit(f"Assist ready ({self.describe()}, {self.assistant.last_encode_s:.1f} s)")
+            self.note.emit(f"Assist ready ({self.describe()}, {assistant.last_encode_s:.1f} s)")
             self.ready.emit()
 
         def failed(exc: BaseException) -> None:
@@ -134,7 +186,7 @@ class AssistSession(QObject):
 
     def predict(self, prompt: Prompt, mask_input: np.ndarray | None = None) -> AssistResult | None:
         """The decoder's answer for `prompt`, or None while the embedding is not ready."""
-        if self._embedding is None or prompt.is_empty:
+        if self.assistant is None or self._embedding is None or prompt.is_empty:
             return None
         return self.assistant.predict(self._embedding, prompt, mask_input)
 
@@ -144,7 +196,8 @@ class AssistSession(QObject):
         on a pool thread, into the caches; a new call or `cancel_ahead` stops the last one.
         onnxruntime releases the GIL, so the UI thread keeps painting meanwhile."""
         self.cancel_ahead()
-        if not loaders:
+        assistant = self.assistant
+        if not loaders or assistant is None:
             return None
         token = CancelToken()
 
@@ -154,7 +207,7 @@ class AssistSession(QObject):
                 job.check_cancelled()
                 token.check()
                 image = load()
-                self.assistant.embed(image, cancel=token)
+                assistant.embed(image, cancel=token)
                 done += 1
             return done
 

@@ -73,7 +73,9 @@ class AssistTool(Tool):
             if self._load_failed:
                 return None
             try:
-                session = AssistSession.from_store(parent=self.host if isinstance(self.host, QObject) else None)
+                session = AssistSession.from_store(parent=self.host if isinstance(self.host, QObject) else None,
+                                                   background=True)
+                session.load_failed.connect(lambda _message, failed=session: self._on_session_load_failed(failed))
             except SegstudioError as exc:
                 self._load_failed = True
                 self.host.report_error(f"Assist: {exc}")
@@ -92,6 +94,11 @@ class AssistTool(Tool):
             self._image = image
             session.set_image(image)
         return session
+
+    def _on_session_load_failed(self, session: AssistSession) -> None:
+        if getattr(self.host, "assist_session", None) is session:
+            self._load_failed = True  # said once in the status bar (the note); not retried each paint
+            self.host.assist_session = None
 
     def _on_session_ready(self) -> None:
         if not self.prompt.is_empty and self.mode == SAM:
