@@ -17,6 +17,7 @@ from segstudio.core.project import Project
 from segstudio.ui import dialogs
 from segstudio.ui.main_window import MainWindow
 from segstudio.ui.project import dialogs as project_dialogs
+from segstudio.ui.project.dataset_dock import ID_ROLE
 from segstudio.ui.settings import AppSettings
 
 LEFT = Qt.MouseButton.LeftButton
@@ -180,10 +181,32 @@ def test_navigation_and_status_markers(window: MainWindow, make_project) -> None
     assert "1 reviewed" in window.dataset_dock.counts.text()
     window.dataset_dock.status_filter.setCurrentIndex(
         window.dataset_dock.status_filter.findData("unlabeled"))
-    assert window.dataset_dock.visible_ids() == ["img04"]
-    assert ws.session.current_id == "img03"  # filtering never switches images
+    # filtering never switches images; the open one stays listed until the user moves on
+    assert window.dataset_dock.visible_ids() == ["img03", "img04"]
+    assert ws.session.current_id == "img03"
     window.commands["next_image"].trigger()
     assert ws.session.current_id == "img04"
+    assert window.dataset_dock.visible_ids() == ["img04"]
+
+
+def test_an_edit_that_takes_the_open_image_out_of_the_filter_keeps_it_open(window: MainWindow, make_project,
+                                                                          qtbot) -> None:
+    project = make_project(count=5, labeled=2)
+    window.open_project(project.root)
+    ws, dock = window.workspace, window.dataset_dock
+    dock.status_filter.setCurrentIndex(dock.status_filter.findData("unlabeled"))
+    assert dock.visible_ids() == ["img00", "img02", "img03", "img04"]  # img00 is open (pinned)
+    window.commands["next_image"].trigger()
+    assert ws.session.current_id == "img02" and dock.visible_ids() == ["img02", "img03", "img04"]
+    # marking it labelled (like a first stroke making it 'in progress') takes img02 out of the
+    # filter, but it is the image being edited: it stays open, listed and current
+    window.commands["mark_labeled"].trigger()
+    assert ws.project.image("img02").status == "labeled"
+    assert ws.session.current_id == "img02", "the status change did not open another image"
+    assert dock.visible_ids() == ["img02", "img03", "img04"]
+    assert dock.view.currentIndex().data(ID_ROLE) == "img02"
+    window.commands["next_image"].trigger()
+    assert ws.session.current_id == "img03" and dock.visible_ids() == ["img03", "img04"]
 
 
 def test_class_delete_from_dock_remaps_everywhere(window: MainWindow, make_project) -> None:

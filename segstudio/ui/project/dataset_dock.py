@@ -101,13 +101,21 @@ class DatasetModel(QAbstractListModel):
 
 
 class DatasetFilter(QSortFilterProxyModel):
-    """Filters rows by status, split and a name substring."""
+    """Filters rows by status, split and a name substring. The open image is pinned: it stays
+    listed while it is open even when an edit takes it out of the filter (a first stroke on an
+    'unlabeled' image makes it 'in progress'), and leaves the list when the user moves on."""
 
     def __init__(self) -> None:
         super().__init__()
         self.status: str | None = None
         self.split: str | None = None
         self.text = ""
+        self.pinned: str | None = None
+
+    def pin(self, image_id: str | None) -> None:
+        if image_id != self.pinned:
+            self.pinned = image_id
+            self.invalidateFilter()
 
     def set_filters(self, status: str | None, split: str | None, text: str) -> None:
         self.status, self.split, self.text = status, split, text.strip().lower()
@@ -115,6 +123,8 @@ class DatasetFilter(QSortFilterProxyModel):
 
     def filterAcceptsRow(self, source_row: int, source_parent: Index) -> bool:
         index = self.sourceModel().index(source_row, 0, source_parent)
+        if self.pinned is not None and index.data(ID_ROLE) == self.pinned:
+            return True
         if self.status and index.data(STATUS_ROLE) != self.status:
             return False
         if self.split and index.data(SPLIT_ROLE) != self.split:
@@ -238,6 +248,7 @@ class DatasetDock(QDockWidget):
         self.thumbnails.set_mapping(mapping)
         self.thumbnails.pyramid_dir = None if project is None else project.root / gigapixel_project.PYRAMID_CACHE
         self._current_id = None
+        self.proxy.pinned = None
         self.model = None if project is None else DatasetModel(project, self.thumbnails)
         self.proxy.setSourceModel(self.model)
         self.update_counts()
@@ -278,9 +289,10 @@ class DatasetDock(QDockWidget):
         self._current_id = image_id
         if self.model is None:
             return
-        proxy_index = self.proxy.mapFromSource(self.model.index(self.model.row_of(image_id)))
         self._quiet = True
         try:
+            self.proxy.pin(image_id)  # the image left behind may leave the list: no image opens
+            proxy_index = self.proxy.mapFromSource(self.model.index(self.model.row_of(image_id)))
             if proxy_index.isValid():
                 self.view.setCurrentIndex(proxy_index)
         finally:
@@ -294,7 +306,11 @@ class DatasetDock(QDockWidget):
         """Repaint a row after its status changed."""
         if self.model is None:
             return
-        self.model.refresh(image_id)
+        self._quiet = True  # the proxy re-filters on dataChanged; the view's current row may move
+        try:
+            self.model.refresh(image_id)
+        finally:
+            self._quiet = False
         self._refilter()
 
     def _refilter(self) -> None:
