@@ -93,6 +93,8 @@ class RemoteRun:
         local = self.localize(event)
         if event.get("event") == "error" and event.get("unfinished"):
             local["message"] = unfinished_message(self, event)
+        elif event.get("event") == "error" and isinstance(event.get("message"), str):
+            local["message"] = host_error_message(self, event["message"])
         return local
 
 
@@ -108,6 +110,15 @@ UNFINISHED_WHY = {
 def resume_command(run: RemoteRun) -> str:
     args = ["segstudio", "train", str(run.project_root), "--host", run.host, "--resume", run.run_id]
     return shlex.join(args + (["--gpus", str(run.gpus)] if run.gpus > 1 else []))
+
+
+def host_error_message(run: RemoteRun, message: str) -> str:
+    """The trainer's own error, said on the host: which host, and a `--resume RUN` it suggests
+    as the command that does it from this computer."""
+    text = f"on host {run.host}: {message}"
+    if f"--resume {run.run_id}" in message:
+        text = text.rstrip(". ") + f" (from this computer: '{resume_command(run)}')."
+    return text
 
 
 def unfinished_message(run: RemoteRun, verdict: dict[str, Any]) -> str:

@@ -5,6 +5,7 @@ and once space is freed the same command finishes the job."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -162,3 +163,46 @@ def test_results_that_do_not_fit_here_leave_the_project_as_it_was(host: HostConf
     assert info.status == "finished" and info.model_dir == project.root / "models" / "r1"
     assert not list((project.root / ".cache").rglob("incoming/*"))
     print(f"\n{message}")
+
+
+def _fill(folder: Path) -> Path:
+    """Fill the file system of `folder` to the last byte, as another program might."""
+    ballast = folder / "ballast"
+    with open(ballast, "wb", buffering=0) as handle:
+        for size in (1 << 20, 4096, 1):  # the last partial block too
+            with contextlib.suppress(OSError):
+                while handle.write(b"\0" * size):
+                    pass
+    return ballast
+
+
+@pytest.mark.slow
+def test_a_host_disk_filling_during_a_run_ends_it_in_words_and_it_resumes(host: HostConfig, small_disk: Path,
+                                                                           tmp_path: Path,
+                                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    from remote_builders import TINY_TRAIN
+
+    from segstudio.remote.runs import launch_run
+
+    assert _mount(small_disk, "1g", remount=True).returncode == 0  # room for a run; filled below
+    roomy = HostConfig(HOST, python=host.python, root=str(small_disk), min_free_gb=0.0)
+    HostRegistry().put(roomy)
+    project = make_project(tmp_path / "proj", n_train=4, n_val=2)
+    run = launch_run(project, roomy, [*TINY_TRAIN, "--epochs", "6", "--checkpoint-every-s", "0"], device="cpu").run
+    host_events = Path(run.launch) / "events.jsonl"
+    deadline = time.monotonic() + 300
+    while not any(json.loads(line).get("kind") == "last" for line in host_events.read_text().splitlines()):
+        assert time.monotonic() < deadline, host_events.read_text()
+        time.sleep(0.2)
+    ballast = _fill(small_disk)  # another program fills the host's disk mid-run
+    capsys.readouterr()
+    assert main(["runs", "attach", str(project.root), run.run_id]) == 1
+    err = capsys.readouterr().err
+    said = next(line for line in err.splitlines() if line.startswith("error") or "ended without" in line)
+    assert f"host {HOST}" in said and "full" in said, err
+    assert f"--host {HOST} --resume {run.run_id}'" in said, err
+    ballast.unlink()  # the user frees space there
+    assert main(["train", str(project.root), "--host", HOST, "--resume", run.run_id, "--workers", "0"]) == 0
+    info = read_run(run.local_dir)
+    assert info.status == "finished" and info.completed_epochs == 6
+    print(f"\n{said}")

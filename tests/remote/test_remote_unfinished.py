@@ -131,7 +131,9 @@ def test_the_verdict_in_words_names_the_host_the_checkpoint_and_the_resume(tmp_p
     assert run.present(verdict)["checkpoint"] == verdict["checkpoint"].replace("/srv/m", str(tmp_path / "proj"))
     early = unfinished_message(run, dict(verdict, unfinished="lost", checkpoint=None))
     assert "(the host restarted, or they were killed)" in early and "saved no checkpoint yet" in early
-    assert run.present({"event": "error", "message": "the trainer's own words"})["message"] == "the trainer's own words"
+    own = run.present({"event": "error", "message": "could not write the checkpoint; continue with --resume r1"})
+    assert own["message"] == ("on host gpubox: could not write the checkpoint; continue with --resume r1 (from this "
+                              f"computer: 'segstudio train {tmp_path / 'proj'} --host gpubox --resume r1 --gpus 2').")
 
 
 def _wait_for(path: Path, test, timeout_s: float = 300) -> list[dict]:
