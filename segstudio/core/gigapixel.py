@@ -27,7 +27,7 @@ from typing import Any
 import cv2
 import numpy as np
 
-from segstudio.core import display, rasters
+from segstudio.core import display, imageio, rasters
 from segstudio.core.errors import ImageReadError
 from segstudio.core.region import Region
 
@@ -44,6 +44,18 @@ SMALLEST_SIDE = 512
 def is_gigapixel(height: int, width: int, min_side: int = MIN_SIDE, min_pixels: int = MIN_PIXELS) -> bool:
     """True when an image of this size is read by tiles instead of decoded whole."""
     return max(height, width) > min_side or height * width > min_pixels
+
+
+def check_plausible(path: Path, height: int, width: int) -> None:
+    """A gigapixel TIFF has no pixel ceiling, but a few-kB file claiming gigapixels is a
+    decompression bomb (the same ratio rule as imageio's budget) and is refused."""
+    try:
+        size = Path(path).stat().st_size
+    except OSError as exc:
+        raise ImageReadError(f"{path}: cannot be read ({exc.strerror or exc})") from exc
+    if height * width > imageio.BOMB_RATIO * max(size, 1):
+        raise ImageReadError(f"{path}: a {size}-byte file claims {width}x{height} pixels; this looks "
+                             "like a decompression bomb, so it is not opened")
 
 
 @dataclass(frozen=True)

@@ -148,3 +148,24 @@ def test_deep_gigapixel_project_gets_contrast_limits_from_its_overview(tmp_path:
     assert imagery.prepare(project).changed
     mapping = display.mapping_of(project.settings)
     assert mapping is not None and len(mapping.limits) == 4
+
+
+def test_a_slide_over_the_decode_ceiling_imports(tmp_path: Path) -> None:
+    """34,000 x 34,000 is over what is ever decoded whole (2**30 pixels); as a tiled TIFF it
+    imports (header only) and opens by tiles. A header-only bomb of that size does not."""
+    from segstudio.core import gigapixel_project
+    from segstudio.core.importers.base import ImportOptions
+    from segstudio.core.importers.driver import run_import
+    from segstudio.core.importers.images import scan as scan_images
+    from segstudio.core.project import Project
+
+    pics = tmp_path / "pics"
+    pics.mkdir()
+    write_pyramid(pics / "slide.tif", 34_000, 34_000)
+    report = run_import(tmp_path / "p", "images", scan_images, ImportOptions(sources=(pics,)))
+    assert report.images == 1 and not report.skipped
+    project = Project.open(tmp_path / "p")
+    with gigapixel_project.open_image(project, "slide") as image:
+        assert image.shape == (34_000, 34_000)
+        assert np.array_equal(image.read_region(0, 33_900, 34_000, 100, 300),
+                              expected(0, 256, 33_900, 34_000, 100, 300))

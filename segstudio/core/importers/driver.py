@@ -301,8 +301,11 @@ def _read(item: ImportItem, image_path: Path) -> _Read:
     info = imageio.read_image_info(image_path, verify=True)
     # Over MAX_PIXELS is skipped; a tightly packed big image is listed (header only) and
     # refused when something decodes it.
-    # A gigapixel TIFF is read by tiles (core/gigapixel.py), never decoded whole: no budget.
-    if not (rasters.is_tiff(image_path) and gigapixel.is_gigapixel(info.height, info.width)):
+    # A gigapixel TIFF is read by tiles (core/gigapixel.py), never decoded whole: no pixel
+    # ceiling, only the bomb check (a tiny file claiming gigapixels).
+    if rasters.is_tiff(image_path) and gigapixel.is_gigapixel(info.height, info.width):
+        gigapixel.check_plausible(image_path, info.height, info.width)
+    else:
         imageio.check_pixel_budget(image_path, info.width, info.height, ratio=False)
     return info, (item.load_mask(info) if item.load_mask is not None else None)
 
