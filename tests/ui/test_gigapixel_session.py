@@ -139,3 +139,51 @@ def test_prediction_skips_gigapixel_images(project: Project) -> None:
 
     assert _gigapixel(project.image_path("slide"))
     assert not _gigapixel(project.image_path("small"))
+
+
+def test_deep_slide_shows_through_the_display_mapping_and_follows_it(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+    from gigapixel_builders import expected
+
+    from segstudio.core import display, imagery
+    from segstudio.ui.annotate.canvas import Canvas
+
+    project = Project.create(tmp_path / "deep", ClassTable.from_names(["a", "b"]))
+    project.add_image(write_pyramid(tmp_path / "deep.tif", 13_000, 12_100, channels=4, dtype="uint16"))
+    assert imagery.prepare(project).changed
+    project.save()
+    session = EditingSession(project)
+    assert session.open_image("deep", background=False)
+    image = session.image
+    assert isinstance(image, GigapixelImage) and image.mapping == display.mapping_of(project.settings)
+
+    canvas = Canvas()
+    qtbot.addWidget(canvas)
+    canvas.resize(300, 300)
+    canvas.show()
+    canvas.set_document(image, session.document)
+    canvas.zoom_100()
+    canvas.centerOn(6_000, 5_000)
+
+    def check(mapping: display.DisplayMapping) -> None:
+        canvas.flush()
+        layer = canvas.image_layer
+        assert layer is not None
+        tiles = layer.pyramid.level(0)._tiles
+        assert tiles
+        for tile in tiles.values():
+            box = tile.region
+            raw = expected(0, 256, box.y0, box.y1, box.x0, box.x1, channels=4, dtype="uint16")
+            rgb = display.render(raw, mapping)
+            words = (np.uint32(0xFF000000) | (rgb[..., 0].astype(np.uint32) << 16)
+                     | (rgb[..., 1].astype(np.uint32) << 8) | rgb[..., 2])
+            assert np.array_equal(tile.buffer, words)
+
+    check(display.mapping_of(project.settings))
+    changed = display.DisplayMapping("rgb", (3, 2, 1), 0, ((0, 100), (0, 100), (20, 200), (0, 255)))
+    project.settings[display.SETTINGS_KEY] = changed.to_dict()
+    session.redisplay()  # what the Display dock does on a change, then set_image
+    assert image.mapping == changed and session.image is image
+    canvas.set_image(session.image)
+    check(changed)
+    canvas.set_document(None, None)
+    session.close_all()
