@@ -10,6 +10,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QEvent, QPointF, Qt
 from PySide6.QtGui import QMouseEvent
+from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication, QDialog, QFileDialog
 
 import segstudio.ui.resources as resources
@@ -164,7 +165,7 @@ def test_paint_undo_switch_back_and_autosave_reopen(window: MainWindow, qtbot, m
     assert reopened.image("img02").status == "in_progress"
 
 
-def test_navigation_and_status_markers(window: MainWindow, make_project) -> None:
+def test_navigation_and_status_markers(window: MainWindow, make_project, qtbot) -> None:
     project = make_project(count=5, labeled=2)
     window.open_project(project.root)
     ws = window.workspace
@@ -186,7 +187,7 @@ def test_navigation_and_status_markers(window: MainWindow, make_project) -> None
     assert ws.session.current_id == "img03"
     window.commands["next_image"].trigger()
     assert ws.session.current_id == "img04"
-    assert window.dataset_dock.visible_ids() == ["img04"]
+    qtbot.waitUntil(lambda: window.dataset_dock.visible_ids() == ["img04"], timeout=2000)
 
 
 def test_an_edit_that_takes_the_open_image_out_of_the_filter_keeps_it_open(window: MainWindow, make_project,
@@ -197,7 +198,8 @@ def test_an_edit_that_takes_the_open_image_out_of_the_filter_keeps_it_open(windo
     dock.status_filter.setCurrentIndex(dock.status_filter.findData("unlabeled"))
     assert dock.visible_ids() == ["img00", "img02", "img03", "img04"]  # img00 is open (pinned)
     window.commands["next_image"].trigger()
-    assert ws.session.current_id == "img02" and dock.visible_ids() == ["img02", "img03", "img04"]
+    assert ws.session.current_id == "img02"
+    qtbot.waitUntil(lambda: dock.visible_ids() == ["img02", "img03", "img04"], timeout=2000)
     # marking it labelled (like a first stroke making it 'in progress') takes img02 out of the
     # filter, but it is the image being edited: it stays open, listed and current
     window.commands["mark_labeled"].trigger()
@@ -205,8 +207,16 @@ def test_an_edit_that_takes_the_open_image_out_of_the_filter_keeps_it_open(windo
     assert ws.session.current_id == "img02", "the status change did not open another image"
     assert dock.visible_ids() == ["img02", "img03", "img04"]
     assert dock.view.currentIndex().data(ID_ROLE) == "img02"
-    window.commands["next_image"].trigger()
-    assert ws.session.current_id == "img03" and dock.visible_ids() == ["img03", "img04"]
+    # a real click on img03's row: the row above leaves the list only after the click, so the
+    # list highlights the image the canvas shows (rows sliding under the press selected img04)
+    rect = dock.view.visualRect(dock.view.model().index(1, 0))
+    QTest.mouseClick(dock.view.viewport(), Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier,
+                     rect.center())
+    assert ws.session.current_id == "img03"
+    qtbot.waitUntil(lambda: dock.visible_ids() == ["img03", "img04"], timeout=2000)
+    assert ws.session.current_id == "img03"
+    selected = [index.data(ID_ROLE) for index in dock.view.selectionModel().selectedIndexes()]
+    assert selected == ["img03"] and dock.view.currentIndex().data(ID_ROLE) == "img03"
 
 
 def test_class_delete_from_dock_remaps_everywhere(window: MainWindow, make_project) -> None:

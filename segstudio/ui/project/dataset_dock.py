@@ -12,6 +12,7 @@ from PySide6.QtCore import (
     QSize,
     QSortFilterProxyModel,
     Qt,
+    QTimer,
     Signal,
 )
 from PySide6.QtGui import QColor, QFont, QPainter, QPalette
@@ -291,8 +292,10 @@ class DatasetDock(QDockWidget):
             return
         self._quiet = True
         try:
-            self.proxy.pin(image_id)  # the image left behind may leave the list: no image opens
-            proxy_index = self.proxy.mapFromSource(self.model.index(self.model.row_of(image_id)))
+            proxy_index = self._proxy_index(image_id)
+            if not proxy_index.isValid():  # outside the filter: pinned at once, so it shows
+                self.proxy.pin(image_id)
+                proxy_index = self._proxy_index(image_id)
             if proxy_index.isValid():
                 self.view.setCurrentIndex(proxy_index)
         finally:
@@ -301,6 +304,28 @@ class DatasetDock(QDockWidget):
             self.view.scrollTo(proxy_index)
         else:
             self.view.clearSelection()
+        if self.proxy.pinned != image_id:
+            # The image left behind leaves the list, but only once the click that chose this
+            # one is handled: rows moving under a mouse press would select the row that slid
+            # under the pointer (seen: the list highlighting one image, the canvas another).
+            QTimer.singleShot(0, self._repin)
+
+    def _proxy_index(self, image_id: str) -> QModelIndex:
+        assert self.model is not None
+        return self.proxy.mapFromSource(self.model.index(self.model.row_of(image_id)))
+
+    def _repin(self) -> None:
+        if self.model is None or self._current_id is None or self.proxy.pinned == self._current_id:
+            return
+        self._quiet = True  # rows vanish; no image may open behind the user's back
+        try:
+            self.proxy.pin(self._current_id)
+            proxy_index = self._proxy_index(self._current_id)
+            if proxy_index.isValid():
+                self.view.setCurrentIndex(proxy_index)
+        finally:
+            self._quiet = False
+        self.update_counts()
 
     def refresh(self, image_id: str) -> None:
         """Repaint a row after its status changed."""
