@@ -150,6 +150,7 @@ def test_deep_gigapixel_project_gets_contrast_limits_from_its_overview(tmp_path:
     assert mapping is not None and len(mapping.limits) == 4
 
 
+@pytest.mark.slow  # writes a ~130 MB fixture
 def test_a_slide_over_the_decode_ceiling_imports(tmp_path: Path) -> None:
     """34,000 x 34,000 is over what is ever decoded whole (2**30 pixels); as a tiled TIFF it
     imports (header only) and opens by tiles. A header-only bomb of that size does not."""
