@@ -239,6 +239,31 @@ def test_imagenet_weights_offline_fall_back_to_random_with_a_warning(monkeypatch
     assert len(notes) == 1 and "vgg16_bn" in notes[0]
 
 
+def test_an_unreachable_hub_fails_at_once_without_retries(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """The user's offline machine: no HF_HUB_OFFLINE set, the host does not answer. The build
+    must not go through huggingface_hub's retry loop (about a minute of 'Retrying in 8s')."""
+    import huggingface_hub.constants as hf_constants
+    import huggingface_hub.utils._http as hf_http
+
+    from segstudio.engine.models import registry
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise OSError("network disabled by the test")
+
+    slept: list[float] = []
+    monkeypatch.setattr(hf_http.time, "sleep", slept.append)
+    monkeypatch.setattr(hf_constants, "HF_HUB_CACHE", str(tmp_path / "hf"))
+    monkeypatch.setattr(hf_constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(registry, "_reachable_hosts", {})
+    notes: list[str] = []
+    create_model(ModelSpec("unet", encoder="resnet18", num_classes=3, pretrained="imagenet"), notes)
+    assert len(notes) == 1 and "random weights" in notes[0]
+    assert slept == [], "no retry back-off"
+    assert hf_constants.HF_HUB_OFFLINE is False, "the offline mode is only for the build"
+    assert registry.hub_reachable() is False  # asked once, remembered
+
+
 def test_local_weights_file_loads_into_the_encoder(tmp_path: Path) -> None:
     from safetensors.torch import save_file
 

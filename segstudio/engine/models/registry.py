@@ -184,13 +184,54 @@ def create_model(spec: ModelSpec, warnings: list[str] | None = None) -> nn.Modul
 
 @contextlib.contextmanager
 def _short_network_timeout(seconds: float = DOWNLOAD_TIMEOUT_S) -> Iterator[None]:
-    """A stalled download fails in `seconds` instead of hanging (urllib/torch.hub honour it)."""
+    """A stalled download fails in `seconds` instead of hanging (urllib/torch.hub honour it).
+    Where the weights' host cannot be reached at all, Hugging Face Hub runs in its offline
+    mode for the build: cached weights still load, missing ones fail at once, instead of
+    about a minute of retries and 'Retrying in 8s' lines on every offline training run."""
     old = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
-        yield
+        with _hub_offline_unless_reachable():
+            yield
     finally:
         socket.setdefaulttimeout(old)
+
+
+_reachable_hosts: dict[tuple[str, int], bool] = {}
+
+
+def hub_reachable(timeout_s: float = 3.0) -> bool:
+    """Whether the Hugging Face Hub (or the mirror in HF_ENDPOINT) answers a TCP connection;
+    asked once per process."""
+    from urllib.parse import urlsplit
+
+    endpoint = urlsplit(os.environ.get("HF_ENDPOINT") or "https://huggingface.co")
+    host = endpoint.hostname or "huggingface.co"
+    port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+    if (host, port) not in _reachable_hosts:
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            _reachable_hosts[(host, port)] = True
+        except OSError:
+            _reachable_hosts[(host, port)] = False
+    return _reachable_hosts[(host, port)]
+
+
+@contextlib.contextmanager
+def _hub_offline_unless_reachable() -> Iterator[None]:
+    try:
+        from huggingface_hub import constants
+    except ImportError:  # an encoder without the Hub (torchvision weights): nothing to do
+        yield
+        return
+    if constants.HF_HUB_OFFLINE or hub_reachable():
+        yield
+        return
+    constants.HF_HUB_OFFLINE = True  # the documented HF_HUB_OFFLINE setting, for this build only
+    try:
+        yield
+    finally:
+        constants.HF_HUB_OFFLINE = False
 
 
 def _offline_note(what: str, exc: BaseException) -> str:
