@@ -356,7 +356,7 @@ def _unfinished(launch: Path, cause: str) -> dict[str, Any]:
                     fields["checkpoint"], fields["checkpoint_epoch"] = event["path"], event.get("epoch")
     if cause == "disk_full":
         fields["free"] = free_bytes(launch)
-        fields["path"] = str(launch.parent.parent)
+        fields["path"] = str((_read_json(launch / "launch.json") or {}).get("cwd") or launch)
     return fields
 
 
@@ -406,13 +406,18 @@ def cmd_follow(launch: Path, skip: int) -> int:
                 cause = _run_gone(launch)
                 if cause and not _final_seen(events):
                     verdict = _verdict(launch, cause)
+                    marker = launch / "lost.marker"
                     try:
-                        with open(launch / "lost.marker", "x"):  # one follower writes the verdict
+                        with open(marker, "x"):  # one follower writes the verdict
                             pass
                         _append_event(events, "error", **verdict)
-                    except FileExistsError:
-                        pass
-                    except OSError:  # not even that fits on the disk: say it all the same
+                    except FileExistsError:  # another is writing it; one that died leaves an old marker
+                        with contextlib.suppress(OSError):
+                            if time.time() - marker.stat().st_mtime > 10:
+                                marker.unlink()
+                    except OSError:  # not even that fits on the disk: say it all the same, and let a
+                        with contextlib.suppress(OSError):  # later follower write it once there is room
+                            marker.unlink()
                         out.write(json.dumps({"event": "error", "time": time.time(), **verdict}).encode() + b"\n")
                         out.flush()
                         return 0

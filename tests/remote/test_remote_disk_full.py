@@ -176,6 +176,38 @@ def _fill(folder: Path) -> Path:
     return ballast
 
 
+def test_a_verdict_that_no_longer_fits_on_the_host_disk_is_still_sent(small_disk: Path) -> None:
+    from segstudio.remote.agent import boot_id
+
+    mirror = small_disk / "mirror"
+    launch, checkpoint = mirror / "remote" / "r1", mirror / "runs" / "r1" / "checkpoints" / "last.safetensors"
+    for folder in (launch, checkpoint.parent):
+        folder.mkdir(parents=True)
+    checkpoint.write_bytes(b"weights")
+    (launch / "launch.json").write_text(json.dumps({"cwd": str(mirror)}))
+    lines = [{"event": "run_started", "run_id": "r1"},
+             {"event": "checkpoint", "epoch": 3, "kind": "last", "path": str(checkpoint)}]
+    text = "".join(json.dumps(e) + "\n" for e in lines)
+    pad = '{"event":"progress","pad":""}\n'
+    text += pad[:-3] + " " * (4096 - len(text) - len(pad)) + pad[-3:]  # a whole page: an append needs a new one
+    (launch / "events.jsonl").write_text(text)
+    gone = subprocess.Popen([sys.executable, "-c", "pass"])
+    gone.wait()  # the supervisor and its trainer died with the disk full
+    (launch / "supervisor.json").write_text(json.dumps({"pid": gone.pid, "boot_id": boot_id(), "start": "0"}))
+    ballast = _fill(small_disk)
+    before = (launch / "events.jsonl").read_bytes()
+    follow = [sys.executable, "-m", "segstudio.remote.agent", "follow", str(launch), "--from", "3"]
+    done = subprocess.run(follow, capture_output=True, timeout=60, check=False)
+    verdict = json.loads(done.stdout.splitlines()[-1])
+    assert verdict["unfinished"] == "disk_full" and verdict["path"] == str(mirror)
+    assert verdict["checkpoint"] == str(checkpoint) and verdict["checkpoint_epoch"] == 3
+    assert (launch / "events.jsonl").read_bytes() == before  # nothing fitted, nothing torn
+    ballast.unlink()  # with room again, the next follower writes it down
+    again = subprocess.run(follow, capture_output=True, timeout=60, check=False)
+    assert json.loads(again.stdout.splitlines()[-1])["unfinished"] == "lost"
+    assert json.loads((launch / "events.jsonl").read_text().splitlines()[-1])["event"] == "error"
+
+
 @pytest.mark.slow
 def test_a_host_disk_filling_during_a_run_ends_it_in_words_and_it_resumes(host: HostConfig, small_disk: Path,
                                                                            tmp_path: Path,
