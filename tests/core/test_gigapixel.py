@@ -170,3 +170,15 @@ def test_a_slide_over_the_decode_ceiling_imports(tmp_path: Path) -> None:
         assert image.shape == (34_000, 34_000)
         assert np.array_equal(image.read_region(0, 33_900, 34_000, 100, 300),
                               expected(0, 256, 33_900, 34_000, 100, 300))
+
+
+def test_planar_separate_tiles_read_band_by_band(tmp_path: Path) -> None:
+    rng = np.random.default_rng(9)
+    data = rng.integers(0, 65535, (3, 700, 900), dtype=np.uint16)
+    path = tmp_path / "planes.tif"
+    tifffile.imwrite(path, data, tile=(256, 256), planarconfig="separate", photometric="minisblack",
+                     compression="zlib", metadata=None)
+    with GigapixelImage(path) as image:
+        assert image.channels == 3 and image.dtype == np.uint16
+        got = image.read_raw(0, 100, 650, 250, 880)
+        assert np.array_equal(got, np.moveaxis(data, 0, -1)[100:650, 250:880])
