@@ -66,7 +66,9 @@ def allocate(height: int, width: int, fill: int = 0) -> np.ndarray:
                 buffer.madvise(mmap.MADV_NOHUGEPAGE)
         return np.frombuffer(buffer, dtype=np.uint8, count=height * width).reshape(height, width)
     mapped = _fill_mapping(size, int(fill)) if size >= FILL_BLOCK else None
-    if mapped is None:
+    if mapped is None:  # zeros still come lazily from the allocator; another fill is written
+        if fill == 0:
+            return np.zeros((height, width), dtype=np.uint8)
         return np.full((height, width), int(fill), dtype=np.uint8)
     return np.frombuffer(mapped, dtype=np.uint8, count=height * width).reshape(height, width)
 
