@@ -78,7 +78,7 @@ class TrainConfig:
                                  "the last epoch and the best model are scored on all")
     rare_crops: float | None = option(None, "share of training crops centred on a pixel of a rare class, drawn by "
                                             "inverse pixel frequency (0 = plain random crops)",
-                                      default_text="the recipe's (0 until a benchmark picks another)")
+                                      default_text="0.3 when the epochs come from the recipe, else 0")
     init_from: str = option("auto", "start from: auto (the project's active model when its classes, architecture "
                                     "and encoder match), none, or a model folder / id under PROJECT/models")
     resume: str | None = option(None, "continue a run (its id under PROJECT/runs, or its folder)", metavar="RUN")

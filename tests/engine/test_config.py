@@ -86,6 +86,9 @@ def test_one_recipe_for_the_cli_and_the_app() -> None:
             assert (headless.encoder, headless.crop_size) == (app.encoder, app.crop_size)
             if machine.gpu:
                 assert (headless.batch_size, headless.epochs) == (app.batch_size, app.epochs)
+            # the same small-data shape: epoch length, validation share and rare-class crops
+            assert (headless.min_epoch_steps, headless.val_share, headless.rare_crops) == (
+                app.min_epoch_steps, app.val_share, app.rare_crops)
             chosen = TrainConfig(encoder=app.encoder, batch_size=app.batch_size, crop_size=app.crop_size,
                                  epochs=app.epochs, amp=app.amp)
             assert resolve_config(chosen, machine.device_type, images).epochs == app.epochs

@@ -24,7 +24,7 @@ import segstudio.ui.resources as resources
 from segstudio.core.project import Project
 from segstudio.core.runs import list_runs, read_run
 from segstudio.core.saving import SaveOutcome, SaveResult
-from segstudio.engine.config import config_to_argv
+from segstudio.engine.config import TrainConfig, config_to_argv, resolve_config
 from segstudio.ui import dialogs
 from segstudio.ui.training.dashboard import Dashboard
 from segstudio.ui.training.panel import TrainingPanel
@@ -227,6 +227,11 @@ def test_one_click_recipe_follows_the_machine_and_the_data(tmp_path: Path) -> No
     command = train_command(tmp_path, cpu)
     assert command[:6] == [sys.executable, "-m", "segstudio", "train", str(tmp_path), "--events"]
     assert command[command.index("--encoder") + 1] == "resnet18" and "--amp" in command
+    # the app passes its epochs explicitly, so it must pass the recipe's small-data shape too,
+    # or the engine would take explicit epochs for a hand-made run (no rare-class crops)
+    headless = resolve_config(TrainConfig(), "cpu", 367)
+    assert command[command.index("--rare-crops") + 1] == str(headless.rare_crops) and headless.rare_crops > 0
+    assert command[command.index("--val-share") + 1] == str(headless.val_share)
     resume = resume_command(tmp_path, "run-1", device="cpu", epochs=5)
     assert resume[resume.index("--resume") + 1] == "run-1" and resume[-2:] == ["--epochs", "5"]
     assert "--arch" not in resume  # a resumed run keeps its own recipe

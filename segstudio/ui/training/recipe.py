@@ -34,7 +34,8 @@ def default_options(device: DeviceReport, train_images: int) -> TrainConfig:
     recipe = one_click(machine, train_images, interactive=True)
     return TrainConfig(arch="unet", encoder=recipe.encoder, batch_size=recipe.batch_size,
                        crop_size=recipe.crop_size, amp=recipe.amp, epochs=recipe.epochs, device="auto",
-                       min_epoch_steps=recipe.min_epoch_steps, val_share=recipe.val_share)
+                       min_epoch_steps=recipe.min_epoch_steps, val_share=recipe.val_share,
+                       rare_crops=recipe.rare_crops)
 
 
 def train_command(project_root: Path, config: TrainConfig, host: str | None = None) -> list[str]:
