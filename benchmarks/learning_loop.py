@@ -6,8 +6,9 @@ batch of frames the model gets right before a person touches it, and how val mIo
     python benchmarks/learning_loop.py --minutes-per-round 0.3 --rounds 2 --frames-per-round 4 \\
         --crop 128 --val-limit 5                          # a smoke test of a few minutes
 
-Round 0 labels the first `--frames-per-round` train frames of a seeded order. Each round
-trains for `--minutes-per-round` (round 1 on fine-tunes the previous round's model when
+Rounds count from 1, as the issue's targets do: round N trains on N x `--frames-per-round`
+labelled frames (round 1: the first frames of a seeded order). Each round trains for
+`--minutes-per-round` (round 2 on fine-tunes the previous round's model when
 `segstudio train` has --init-from), scores the model on CamVid's val frames, pre-labels the
 next frames and counts the pixels an annotator must correct (core.loop.corrected_pixels:
 pre-label differs from the truth, void left out, the app's effort-meter rule), then writes
@@ -189,16 +190,16 @@ def run(args: argparse.Namespace, work: Path) -> int:
     previous: Path | None = None
     for r in range(args.rounds):
         outcome = train(root, r, args, previous, fine_tune)
-        emit(f"train_s_r{r}", f"{outcome.seconds:.1f}")
-        emit(f"epochs_r{r}", outcome.epochs)
+        emit(f"train_s_r{r + 1}", f"{outcome.seconds:.1f}")
+        emit(f"epochs_r{r + 1}", outcome.epochs)
         miou = val_miou(root, outcome.model, measure, args.device)
-        emit(f"val_miou_r{r}", f"{miou:.4f}" if miou is not None else None)
+        emit(f"val_miou_r{r + 1}", f"{miou:.4f}" if miou is not None else None)
         batch = order[(r + 1) * k:(r + 2) * k]
         predicted = prelabel(project, batch, outcome.model, work / "prelabels" / f"r{r}", args.device)
         corrected, labelled = correction_counts(project, predicted, truth_dir)
         share = corrected / labelled if labelled else 0.0
         shares.append(share)
-        emit(f"correct_share_r{r}", f"{share:.4f}")
+        emit(f"correct_share_r{r + 1}", f"{share:.4f}")
         label(project, batch, truth_dir)
         previous = outcome.model
     emit("correct_share_mean", f"{float(np.mean(shares)):.4f}")
