@@ -11,7 +11,7 @@ JSON, ../images/ or ../<name>/ (COCO's annotations/instances_train2017.json + tr
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,8 +21,10 @@ from pycocotools import mask as mask_utils
 from segstudio.core.classes import ClassDef, ClassTable, default_color
 from segstudio.core.errors import DatasetImportError, MaskError
 from segstudio.core.imageio import ImageInfo
+from segstudio.core.importers import jsonstream
 from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, Skip, SourceMask
-from segstudio.core.importers.common import is_number, load_json, outside
+from segstudio.core.importers.coco_store import AnnotationStore, unpack
+from segstudio.core.importers.common import is_number, outside
 from segstudio.core.project import SPLITS
 
 BACKGROUND = ClassDef(0, "background", (0, 0, 0))
@@ -30,33 +32,63 @@ CROWD = ClassDef(255, "unlabeled", (224, 224, 192), ignore=True)
 # Coordinates further than this many image sizes outside the image are a broken file, and
 # would make the polygon rasteriser allocate without bound.
 COORD_MARGIN = 4
+# Memory the import needs per byte of JSON, kept on the safe side: the compact store takes
+# about 0.4 bytes per byte of COCO-like polygon text (benchmarks/coco_import_memory.py),
+# annotations kept as JSON text (unusual ones) about 1, image entries a little more.
+MEMORY_PER_FILE_BYTE = 1.0
 
 
 
 
 class CocoFile:
-    """One instances JSON, validated: classes, category map, images and their annotations."""
+    """One instances JSON, validated: classes, category map, images and their annotations.
 
-    def __init__(self, path: Path, data: Any) -> None:
-        if not isinstance(data, dict):
-            raise DatasetImportError("a COCO file must hold a JSON object with images, annotations, categories")
+    The file is streamed (ijson) in a few passes: the images, the class table, then the
+    annotations one at a time into a compact per-image store (coco_store), so memory follows
+    what rasterising needs, not the Python objects of the whole document."""
+
+    def __init__(self, path: Path) -> None:
         self.path = path
-        self.classes, self.category_to_class, self.fill = _class_table(data)
-        self.images = _list(data, "images", required=True)
-        self.annotations = _list(data, "annotations", required=False)
-
-    def annotations_by_image(self) -> tuple[dict[Any, list[dict[str, Any]]], list[Skip]]:
+        self.images = [_compact_image(entry) for entry in jsonstream.stream_items(path, "images.item")]
+        if jsonstream.top_level_kind(path) != "start_map":
+            raise DatasetImportError("a COCO file must hold a JSON object with images, annotations, categories")
+        own = jsonstream.value_at(path, "segstudio")
+        categories = None if _has_own_classes(own) else jsonstream.value_at(path, "categories")
+        self.classes, self.category_to_class, self.fill = _class_table({"segstudio": own, "categories": categories})
+        if len(self.images) <= 1:  # nothing (or one) at images.item: check it really is a list
+            self.images = [_compact_image(entry) for entry in _list(_top(path, "images"), "images", required=True)]
+        self.store = AnnotationStore()
+        self.skips: list[Skip] = []
         known = {entry.get("id") for entry in self.images if isinstance(entry, dict) and _hashable(entry.get("id"))}
-        grouped: dict[Any, list[dict[str, Any]]] = {}
-        skips: list[Skip] = []
-        for index, ann in enumerate(self.annotations):
-            if not isinstance(ann, dict) or "image_id" not in ann:
-                skips.append(Skip(self.path, f"annotations[{index}] is not an object with an image_id"))
-            elif not _hashable(ann["image_id"]) or ann["image_id"] not in known:
-                skips.append(Skip(self.path, f"annotation {ann.get('id', index)}: image_id {ann['image_id']!r} is not among the images"))
-            else:
-                grouped.setdefault(ann["image_id"], []).append(ann)
-        return grouped, skips
+        for index, ann in enumerate(jsonstream.stream_items(path, "annotations.item")):
+            self._add(index, ann, known)
+        if self.store.count == 0 and not self.skips:
+            _list(_top(path, "annotations"), "annotations", required=False)
+        self.has_annotations = self.store.count > 0 or bool(self.skips)
+
+    def _add(self, index: int, ann: Any, known: set[Any]) -> None:
+        if not isinstance(ann, dict) or "image_id" not in ann:
+            self.skips.append(Skip(self.path, f"annotations[{index}] is not an object with an image_id"))
+        elif not _hashable(ann["image_id"]) or ann["image_id"] not in known:
+            self.skips.append(Skip(self.path, f"annotation {ann.get('id', index)}: image_id {ann['image_id']!r} is not among the images"))
+        else:
+            self.store.add(ann["image_id"], ann)
+
+
+def _top(path: Path, key: str) -> dict[str, Any]:
+    return {key: jsonstream.value_at(path, key)}
+
+
+def _has_own_classes(own: Any) -> bool:
+    return isinstance(own, dict) and "classes" in own
+
+
+def _compact_image(entry: Any) -> Any:
+    """An images[] entry with only the keys the import reads (COCO's carry URLs, dates,
+    licences); anything that is not an object is kept as it is, to be reported."""
+    if not isinstance(entry, dict):
+        return entry
+    return {key: entry[key] for key in ("id", "file_name", "width", "height") if key in entry}
 
 
 def _hashable(value: Any) -> bool:
@@ -74,7 +106,7 @@ def _list(data: dict[str, Any], key: str, required: bool) -> list[Any]:
 
 def _class_table(data: dict[str, Any]) -> tuple[ClassTable, dict[int, int], int]:
     own = data.get("segstudio")
-    if isinstance(own, dict) and "classes" in own:
+    if _has_own_classes(own):
         try:
             classes = ClassTable.from_list(own["classes"])
             mapping = {int(k): int(v) for k, v in dict(own.get("category_to_class", {})).items()}
@@ -121,9 +153,26 @@ def scan(options: ImportOptions, project_classes: ClassTable | None) -> DatasetS
     return DatasetSource("coco", first.classes, _items(files, first, image_root, options.split))
 
 
+def _check_memory(path: Path) -> None:
+    """Refuse, before reading, a file whose compact form would not fit in the memory the
+    system has free (where it says: skipped where unknown)."""
+    try:
+        size = path.stat().st_size
+    except OSError:
+        return  # the read that follows says what is wrong with it
+    available = jsonstream.available_memory()
+    needed = size * MEMORY_PER_FILE_BYTE
+    if available is not None and needed > available:
+        raise DatasetImportError(
+            f"the file is {size / 1e6:,.0f} MB and importing it needs about {needed / 1e6:,.0f} MB of memory, "
+            f"but only {available / 1e6:,.0f} MB is free; split it into smaller instances files (one per "
+            "split, or a few thousand images each) and import them one after another, or free memory")
+
+
 def _open(path: Path) -> CocoFile:
     try:
-        return CocoFile(path, load_json(path))
+        _check_memory(path)
+        return CocoFile(path)
     except DatasetImportError as exc:
         raise DatasetImportError(f"{path}: {exc}") from exc
 
@@ -136,16 +185,14 @@ def _items(files: list[Path], first: CocoFile, image_root: Path | None,
         except DatasetImportError as exc:
             yield Skip(path, str(exc).removeprefix(f"{path}: "))
             continue
-        grouped, skips = coco.annotations_by_image()
-        yield from skips
+        yield from coco.skips
         file_split = split or _split_from_name(path.stem)
         roots = [image_root] if image_root is not None else _image_roots(path)
         for index, entry in enumerate(coco.images):
-            yield _item(coco, index, entry, grouped, roots, file_split)
+            yield _item(coco, index, entry, roots, file_split)
 
 
-def _item(coco: CocoFile, index: int, entry: Any, grouped: dict[Any, list[dict[str, Any]]],
-          roots: list[Path], split: str) -> ImportItem | Skip:
+def _item(coco: CocoFile, index: int, entry: Any, roots: list[Path], split: str) -> ImportItem | Skip:
     if not isinstance(entry, dict) or not _hashable(entry.get("id")) or not isinstance(entry.get("file_name"), str):
         return Skip(coco.path, f"images[{index}] needs an 'id' and a 'file_name'")
     file_name = entry["file_name"]
@@ -160,9 +207,8 @@ def _item(coco: CocoFile, index: int, entry: Any, grouped: dict[Any, list[dict[s
     if image is None:
         where = ", ".join(str(root) for root in roots)
         return Skip(coco.path, f"image '{file_name}' not found (looked in {where}); pass --images DIR")
-    anns = grouped.get(entry["id"], [])
-    has_annotations = bool(coco.annotations)
-    loader = (lambda info: _rasterise(coco, entry, anns, info)) if has_annotations else None
+    records = coco.store.records(entry["id"])
+    loader = (lambda info: _rasterise(coco, entry, unpack(records), info)) if coco.has_annotations else None
     return ImportItem(source=image, name=Path(file_name).stem, image=image, split=split, load_mask=loader)
 
 
@@ -180,7 +226,7 @@ def _image_roots(path: Path) -> list[Path]:
     return roots
 
 
-def _rasterise(coco: CocoFile, entry: dict[str, Any], anns: list[dict[str, Any]], info: ImageInfo) -> SourceMask:
+def _rasterise(coco: CocoFile, entry: dict[str, Any], anns: Iterable[dict[str, Any]], info: ImageInfo) -> SourceMask:
     h, w = info.height, info.width
     for key, actual in (("width", w), ("height", h)):
         stated = entry.get(key)
@@ -234,12 +280,20 @@ def segmentation_to_mask(segm: Any, h: int, w: int, label: str = "annotation") -
     return mask_utils.decode(rle).astype(bool)
 
 
-def _check_polygons(segm: list[Any], h: int, w: int, label: str) -> list[list[float]]:
+def _check_polygons(segm: list[Any], h: int, w: int, label: str) -> list[Any]:
     if not segm:
         raise MaskError(f"{label}: empty polygon list")
     limit = COORD_MARGIN * max(h, w, 1)
-    polygons = []
+    polygons: list[Any] = []
     for polygon in segm:
+        if isinstance(polygon, np.ndarray) and polygon.dtype == np.float64 and polygon.ndim == 1:
+            # the compact store's form: already numbers; the same checks, vectorised
+            if len(polygon) < 6 or len(polygon) % 2:
+                raise MaskError(f"{label}: a polygon must be a flat list of at least 3 x, y pairs")
+            if not np.all(np.isfinite(polygon) & (np.abs(polygon) <= limit)):
+                raise MaskError(f"{label}: polygon coordinates must be finite numbers near the image")
+            polygons.append(polygon)
+            continue
         if not isinstance(polygon, list) or len(polygon) < 6 or len(polygon) % 2:
             raise MaskError(f"{label}: a polygon must be a flat list of at least 3 x, y pairs")
         if not all(is_number(v) and -limit <= v <= limit for v in polygon):
