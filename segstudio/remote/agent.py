@@ -446,11 +446,36 @@ def cmd_stop(launch: Path, kill: bool) -> int:
         return 0
     marker = launch / "stop-requested"
     kill = kill or marker.exists()
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGKILL if kill else signal.SIGTERM)
+    # torchrun starts each worker in a session of its own, and on SIGTERM gives them a fixed
+    # time (30 s) to end before killing them: a slow save would be cut. So a stop goes to the
+    # workers themselves (they finish the step, save, exit 0, and torchrun ends as after a
+    # run); a kill to every group, torchrun's last, so no worker is left behind.
+    workers = _children(pid) if _under_torchrun(launch) else []
+    groups = ([*workers, pid] if kill else workers) or [pid]
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL if kill else signal.SIGTERM)
     marker.touch()
-    print(json.dumps({"action": "kill" if kill else "stop", "pid": pid}))
+    print(json.dumps({"action": "kill" if kill else "stop", "pid": pid, "signalled": groups}))
     return 0
+
+
+def _under_torchrun(launch: Path) -> bool:
+    argv = (_read_json(launch / "launch.json") or {}).get("argv") or []
+    return "torch.distributed.run" in argv
+
+
+def _children(pid: int) -> list[int]:
+    """The processes whose parent is `pid` (from /proc; none where there is no /proc)."""
+    found = []
+    with contextlib.suppress(OSError):
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            with contextlib.suppress(OSError, IndexError, ValueError):
+                if int(Path(f"/proc/{entry}/stat").read_text().rsplit(") ", 1)[1].split()[1]) == pid:
+                    found.append(int(entry))
+    return found
 
 
 def main(argv: list[str] | None = None) -> int:

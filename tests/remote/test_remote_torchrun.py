@@ -88,4 +88,9 @@ def test_a_stop_reaches_every_process_of_a_torchrun_run(host: HostConfig, tmp_pa
     final = events[-1]
     assert final["event"] == "stopped" and final["reason"] == "signal", events[-3:]
     assert Path(final["model"]).is_dir()
+    exit_file = Path(load_record(project.root, Path(final["model"]).name).launch) / "exit.json"
+    deadline = time.monotonic() + 120  # the final event is out; torchrun may still be tidying up
+    while not exit_file.exists() and time.monotonic() < deadline:
+        time.sleep(0.5)
+    assert json.loads(exit_file.read_text())["code"] == 0  # torchrun ended as after a run: no worker cut short
     print(f"\nstopped after epoch {final['epoch']} in {time.monotonic() - asked:.1f} s")
