@@ -135,9 +135,9 @@ def _pack_polygons(flags: int, ann_id: int, category: int, segm: list[Any]) -> b
 def _exact_ints(values: np.ndarray) -> tuple[int, bytes]:
     """int32 multiples of 10**-scale that divide back to exactly these doubles (COCO writes
     two decimals), else the doubles themselves."""
-    if values.size == 0 or not np.all(np.isfinite(values)):
+    if values.size == 0:
         return _FLOAT64, values.tobytes()
-    for scale in (2, 4):
+    for scale in (2, 4):  # inf and nan fail the range check and stay float64
         ints = np.rint(values * 10.0 ** scale)
         if np.abs(ints).max() < 2**31 and np.array_equal(ints / 10.0 ** scale, values):
             return scale, ints.astype(np.int32).tobytes()

@@ -3,7 +3,8 @@ time, so a COCO file of millions of annotations never sits in memory as Python o
 
 Errors come back as DatasetImportError with a line and column like `load_json`'s, although
 yajl itself only names the buffer it failed in: the failing buffer is parsed again a byte
-at a time to find the byte.
+at a time to find the byte. That is where yajl stopped: the offending character, or the
+last character of the offending token (json.load names its first).
 """
 
 from __future__ import annotations
