@@ -215,3 +215,12 @@ def test_the_guard_refuses_a_file_too_big_for_free_memory(tmp_path: Path, monkey
 def test_available_memory_is_a_plausible_figure_or_unknown() -> None:
     free = jsonstream.available_memory()
     assert free is None or 1 << 20 < free < 1 << 50
+
+
+def test_mentions_finds_a_key_across_read_blocks(tmp_path: Path) -> None:
+    path = tmp_path / "f.json"
+    for start in (0, (1 << 20) - 5, (1 << 20) + 3):
+        path.write_bytes(b" " * start + b'"segstudio"' + b" " * 10)
+        assert jsonstream.mentions(path, b'"segstudio"')
+    path.write_bytes(b" " * (1 << 21))
+    assert not jsonstream.mentions(path, b'"segstudio"')

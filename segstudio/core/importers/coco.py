@@ -52,7 +52,8 @@ class CocoFile:
         self.images = [_compact_image(entry) for entry in jsonstream.stream_items(path, "images.item")]
         if jsonstream.top_level_kind(path) != "start_map":
             raise DatasetImportError("a COCO file must hold a JSON object with images, annotations, categories")
-        own = jsonstream.value_at(path, "segstudio")
+        # segstudio's own exports carry the key; for other files a byte search spares a pass
+        own = jsonstream.value_at(path, "segstudio") if jsonstream.mentions(path, b'"segstudio"') else None
         categories = None if _has_own_classes(own) else jsonstream.value_at(path, "categories")
         self.classes, self.category_to_class, self.fill = _class_table({"segstudio": own, "categories": categories})
         if len(self.images) <= 1:  # nothing (or one) at images.item: check it really is a list
