@@ -123,10 +123,12 @@ def _pack_polygons(flags: int, ann_id: int, category: int, segm: list[Any]) -> b
     if not all(type(p) is list and set(map(type, p)) <= _NUMBERS for p in segm):
         return None
     try:
-        arrays = [np.array(p, dtype=np.float64) for p in segm]
+        if len(segm) == 1:  # the usual case: one outline
+            flat = np.array(segm[0], dtype=np.float64)
+        else:
+            flat = np.array([v for p in segm for v in p], dtype=np.float64)
     except (OverflowError, ValueError):
         return None
-    flat = np.concatenate(arrays) if arrays else np.zeros(0)
     scale, payload = _exact_ints(flat)
     lengths = np.array([len(p) for p in segm], np.uint32).tobytes()
     return _HEADER.pack(_POLYGONS, flags, scale, ann_id, category, len(segm)) + lengths + payload
@@ -138,8 +140,9 @@ def _exact_ints(values: np.ndarray) -> tuple[int, bytes]:
     if values.size == 0:
         return _FLOAT64, values.tobytes()
     for scale in (2, 4):  # inf and nan fail the range check and stay float64
-        ints = np.rint(values * 10.0 ** scale)
-        if np.abs(ints).max() < 2**31 and np.array_equal(ints / 10.0 ** scale, values):
+        factor = 10.0 ** scale
+        ints = np.rint(values * factor)
+        if np.abs(ints).max() < 2**31 and (ints / factor == values).all():
             return scale, ints.astype(np.int32).tobytes()
     return _FLOAT64, values.tobytes()
 
