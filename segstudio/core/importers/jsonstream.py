@@ -142,7 +142,7 @@ def _error_offset(path: Path, chunk_start: int) -> int | None:
         with open(path, "rb") as handle:
             reader = _Reader(handle, slow_from=chunk_start)
             try:
-                for _ in ijson.basic_parse(reader, buf_size=CHUNK):
+                for _ in ijson.basic_parse(reader, buf_size=CHUNK, use_float=True):
                     pass
             except JSONError:
                 return reader.delivered if reader.at_end else max(reader.delivered - 1, 0)
