@@ -95,6 +95,9 @@ def main() -> None:
         write_pyramid(path, size, size, compression="jpeg")
         print(f"fixture_s={time.perf_counter() - start:.2f} fixture_mb={path.stat().st_size / 2**20:.0f} "
               f"size={size}")
+        # The fixture's writeback would otherwise land in the save's fsyncs (a real slide is
+        # an old file): flush it first.
+        os.sync()
 
         canvas = Canvas()
         width, height = (int(v) for v in args.view.split("x"))
@@ -149,6 +152,7 @@ def main() -> None:
         store = TiledMaskStore(Path(tmp) / "slide.zarr", doc.shape, fill=CLASSES.unlabeled_id)
         store.write(doc.mask, dirty.take())  # the dabs above: saved before, not timed
         doc.mark_saved()
+        os.sync()
         canvas.set_brush_size(30)
         for s in range(args.strokes):
             x, y = rng.uniform(1000, size - 1000, 2)

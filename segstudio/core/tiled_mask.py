@@ -35,6 +35,7 @@ from segstudio.core.region import Region
 
 CHUNK = 512
 ZLIB_LEVEL = 1
+WRITE_BATCH = 64  # chunk files written, then fsynced, then renamed together
 STORE_SUFFIX = ".zarr"
 # Masks with more pixels than this are stored as chunks (and allocated lazily); smaller ones
 # stay indexed PNGs, exactly as before.
@@ -203,6 +204,7 @@ class TiledMaskStore:
             rows, cols = -(-self.shape[0] // self.chunk), -(-self.shape[1] // self.chunk)
             keys = [(r, c) for r in range(rows) for c in range(cols)]
         count = 0
+        batch: list[tuple[str, bytes]] = []
         padded = np.full((self.chunk, self.chunk), self.fill, dtype=np.uint8)
         for key in sorted(set(keys)):
             box = self._box(key)
@@ -219,10 +221,38 @@ class TiledMaskStore:
                 padded[...] = self.fill
                 padded[:block.shape[0], :block.shape[1]] = block
                 block = padded
-            self._write_file(name, zlib.compress(np.ascontiguousarray(block).data, ZLIB_LEVEL))
+            batch.append((name, zlib.compress(np.ascontiguousarray(block).data, ZLIB_LEVEL)))
             count += 1
+            if len(batch) >= WRITE_BATCH:
+                self._write_files(batch)
+                batch = []
+        self._write_files(batch)
         self._fsync_dir()
         return count
+
+    def _write_files(self, batch: list[tuple[str, bytes]]) -> None:
+        """Write a batch of chunks: all temp files first, then fsync each, then rename each,
+        so the disk commits them together instead of one journal commit per chunk."""
+        opened: list[tuple[int, str, str]] = []
+        try:
+            for name, data in batch:
+                fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=self.path)
+                opened.append((fd, tmp, name))
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+            for fd, _tmp, _name in opened:
+                os.fsync(fd)
+            for fd, tmp, name in opened:
+                os.close(fd)
+                os.replace(tmp, self.path / name)
+            opened = []
+        finally:
+            for fd, tmp, _name in opened:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
 
     def _read_chunk(self, key: tuple[int, int]) -> np.ndarray:
         """One stored chunk, cropped to the mask (an edge chunk is stored padded)."""
