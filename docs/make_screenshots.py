@@ -9,6 +9,14 @@ own child process (the theme is chosen when the QApplication starts: SEGSTUDIO_T
 light run also trains a tiny CPU model from the window's Training dock, grabs the dashboard
 once the first epoch has ended, makes the finished model active and grabs a prediction.
 Takes a few minutes on two cores, most of it the training run.
+
+A three-epoch model predicts little, so the Model dock's picture can use a real one instead:
+
+    .venv/bin/python benchmarks/camvid.py --device cpu --minutes 20 --pretrained none --project /tmp/cv
+    .venv/bin/python docs/make_screenshots.py --model /tmp/cv/models/camvid-bench
+
+The model is copied into the sample project's models/ (its classes must be the sample's,
+CamVid's) and made active there, as a user would with Model > Open model...
 """
 
 from __future__ import annotations
@@ -34,11 +42,13 @@ class ScreenshotError(RuntimeError):
 
 
 # -- the parent: one child per theme -----------------------------------------------------------------
-def run_children(out: Path, themes: list[str]) -> int:
+def run_children(out: Path, themes: list[str], model: Path | None = None) -> int:
     for theme in themes:
         started = time.monotonic()
         print(f"[{theme}] starting", flush=True)
         command = [sys.executable, str(Path(__file__).resolve()), "--theme", theme, "--out", str(out)]
+        if model is not None:
+            command += ["--model", str(model)]
         env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "SEGSTUDIO_THEME": theme}
         try:
             code = subprocess.call(command, env=env, timeout=CHILD_TIMEOUT_S[theme])
@@ -228,7 +238,19 @@ def shrink(path: Path) -> None:
         scale *= 0.85
 
 
-def run_theme(theme: str, out: Path) -> int:
+def adopt_model(shooter: Shooter, model: Path) -> Path:
+    """Copy a trained model folder into the open project's models/ and return the copy."""
+    import shutil
+
+    project = shooter.window.workspace.project
+    if project is None or not (model / "config.json").is_file():
+        raise ScreenshotError(f"{model} is not a model folder (no config.json)")
+    target = project.root / "models" / model.name
+    shutil.copytree(model, target, dirs_exist_ok=True)
+    return target
+
+
+def run_theme(theme: str, out: Path, model: Path | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="segstudio-shots-") as scratch:
         os.environ["SEGSTUDIO_DEVICE"] = "cpu"
         os.environ["SEGSTUDIO_DATA_DIR"] = str(Path(scratch) / "appdata")
@@ -239,8 +261,8 @@ def run_theme(theme: str, out: Path) -> int:
             if theme == "light":
                 shooter.welcome()
                 shooter.open_sample()
-                model = shooter.training()
-                shooter.model_dock(model)
+                trained = shooter.training()
+                shooter.model_dock(adopt_model(shooter, model) if model is not None else trained)
         except ScreenshotError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -253,14 +275,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE / "images", help="folder for the PNGs")
     parser.add_argument("--theme", choices=("light", "dark"), help="one theme, in this process")
+    parser.add_argument("--model", type=Path, default=None,
+                        help="a trained CamVid model folder for the Model dock's picture (default: the "
+                             "three-epoch model the run trains)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
+    model = args.model.resolve() if args.model else None
     if args.theme is None:
-        return run_children(args.out, ["light", "dark"])
+        return run_children(args.out, ["light", "dark"], model)
     if os.environ.get("QT_QPA_PLATFORM") != "offscreen" or os.environ.get("SEGSTUDIO_THEME") != args.theme:
         os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before Qt starts: no window ever shows
         os.environ["SEGSTUDIO_THEME"] = args.theme
-    return run_theme(args.theme, args.out)
+    return run_theme(args.theme, args.out, model)
 
 
 if __name__ == "__main__":
