@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import HOST  # at import: in a whole-suite run, 'conftest' later means tests/ui's
 
 from segstudio.remote.agent import boot_id, identity
 from segstudio.remote.runs import RemoteRun, unfinished_message
@@ -149,7 +150,6 @@ def _wait_for(path: Path, test, timeout_s: float = 300) -> list[dict]:
 @pytest.mark.slow
 def test_a_host_going_down_mid_run_is_named_at_once_and_the_run_resumes_there(
         host, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from conftest import HOST
     from remote_builders import TINY_TRAIN, make_project
 
     from segstudio.cli.main import main
