@@ -25,9 +25,8 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "core"))
 
 import numpy as np  # noqa: E402
+from canvas import Mouse  # noqa: E402  (benchmarks/canvas.py: real mouse events at image coordinates)
 from gigapixel_builders import write_pyramid  # noqa: E402
-from PySide6.QtCore import QEvent, QPointF, Qt  # noqa: E402
-from PySide6.QtGui import QMouseEvent  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
 
 from segstudio.core.classes import ClassTable  # noqa: E402
@@ -37,9 +36,6 @@ from segstudio.core.tiled_mask import DirtyChunks, TiledMaskStore, allocate  # n
 from segstudio.ui.annotate.canvas import Canvas  # noqa: E402
 
 CLASSES = ClassTable.from_names(["background", "tissue", "tumour", "stroma", "necrosis"])
-LEFT, NONE, NOMOD = Qt.MouseButton.LeftButton, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
-
-
 def rss_mb(key: str = "VmRSS") -> float:
     """Resident set size now (Linux /proc; elsewhere NaN, and the rss keys say not_measured).
 
@@ -52,26 +48,6 @@ def rss_mb(key: str = "VmRSS") -> float:
     except OSError:
         pass
     return float("nan")
-
-
-class Mouse:
-    """Real QMouseEvents at image coordinates, sent to the canvas viewport."""
-
-    def __init__(self, canvas: Canvas) -> None:
-        self.canvas, self.viewport = canvas, canvas.viewport()
-
-    def _send(self, kind: QEvent.Type, x: float, y: float, button: Qt.MouseButton, buttons: Qt.MouseButton) -> None:
-        pos = self.canvas.viewportTransform().map(QPointF(x, y))
-        QApplication.sendEvent(self.viewport, QMouseEvent(kind, pos, pos, button, buttons, NOMOD))
-
-    def press(self, x: float, y: float) -> None:
-        self._send(QEvent.Type.MouseButtonPress, x, y, LEFT, LEFT)
-
-    def move(self, x: float, y: float) -> None:
-        self._send(QEvent.Type.MouseMove, x, y, NONE, LEFT)
-
-    def release(self, x: float, y: float) -> None:
-        self._send(QEvent.Type.MouseButtonRelease, x, y, LEFT, NONE)
 
 
 def fmt(value: float, digits: int = 3) -> str:
