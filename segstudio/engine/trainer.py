@@ -25,7 +25,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from segstudio.core.errors import TrainingError
+from segstudio.core.errors import SegstudioError, TrainingError
 from segstudio.engine import checkpoint as ckpt
 from segstudio.engine import faults
 from segstudio.engine.cadence import ValCadence
@@ -367,12 +367,18 @@ class _Training:
                 raise self.storage_failure(f"the best weights {path}", exc) from exc
             self.emit("checkpoint", epoch=epoch + 1, kind="best", path=str(path))
         if setup.preview_samples:
-            paths = write_previews(
-                setup.model, list(setup.preview_samples), setup.divisor, run.path / "previews",
-                f"epoch{epoch + 1:03d}", self.data.mapping, setup.device, amp=setup.amp,
-                mean=setup.mean, std=setup.std, channels_last=bool(setup.config.channels_last),
-                shown=preview_display(self.data.project.settings))
-            self.emit("preview", epoch=epoch + 1, images=paths)
+            try:
+                paths = write_previews(
+                    setup.model, list(setup.preview_samples), setup.divisor, run.path / "previews",
+                    f"epoch{epoch + 1:03d}", self.data.mapping, setup.device, amp=setup.amp,
+                    mean=setup.mean, std=setup.std, channels_last=bool(setup.config.channels_last),
+                    shown=preview_display(self.data.project.settings))
+            except (OSError, SegstudioError) as exc:
+                # Pictures only: the run goes on. A full disk then ends it at the next metrics or
+                # checkpoint write, whose message names the intact checkpoint and the resume.
+                self.emit("warning", message=f"the previews of epoch {epoch + 1} were not saved: {exc}")
+            else:
+                self.emit("preview", epoch=epoch + 1, images=paths)
 
     # -- checkpoints and the model file -----------------------------------------------------
     def save_last(self, completed_epochs: int, best: BestTracker) -> Path:

@@ -183,6 +183,26 @@ def test_a_failed_metrics_append_is_cut_back(tmp_path: Path, monkeypatch: pytest
     assert [json.loads(line) for line in path.read_text().splitlines()] == [{"epoch": 1}]
 
 
+def test_previews_that_cannot_be_written_are_a_warning_not_the_end(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Previews are pictures: a full disk there must not end the run without the resume advice
+    (seen on a remote host whose disk filled at epoch003_0.png); the next checkpoint or metrics
+    write is what ends a run, with that advice."""
+    from segstudio.core.atomic import storage_error
+    from segstudio.engine import trainer
+
+    def full(*args: object, **kwargs: object) -> list[str]:
+        raise storage_error(tmp_path / "previews" / "epoch001_0.png", OSError(errno.ENOSPC, "No space left on device"))
+
+    monkeypatch.setattr(trainer, "write_previews", full)
+    project = make_shapes_project(tmp_path / "p")
+    events = fit_run(project, tiny_config(preview_images=2))
+    warnings = [e["message"] for e in events if e["event"] == "warning"]
+    assert any("the previews of epoch 1 were not saved" in m and "disk is full" in m for m in warnings)
+    assert not any(e["event"] == "preview" for e in events)
+    assert events[-1]["event"] == "run_finished" and events[-1]["epochs"] == 2
+
+
 # -- a damaged checkpoint at resume ---------------------------------------------------------
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
