@@ -294,7 +294,9 @@ def test_train_on_a_host_from_the_panel_drop_reattach_and_the_live_loop(qtbot, t
     qtbot.waitUntil(lambda: panel.device is not None, timeout=120_000)  # the host's probe, in the background
     assert f"CPU of {host.name}" in panel.device_label.text()  # the test host has no GPU
     panel.advanced.setChecked(True)
-    panel.advanced.load(replace(TINY, epochs=6, crop_size=64))
+    # 40 steps an epoch: the run must still be going when the image labelled below reaches the
+    # host's mirror (6 one-step epochs could end within the sync on an idle machine)
+    panel.advanced.load(replace(TINY, epochs=6, crop_size=64, min_epoch_steps=40))
     panel.live_data.setChecked(True)
     events: list[dict[str, Any]] = []
     latencies: list[float] = []
