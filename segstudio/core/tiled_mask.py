@@ -194,7 +194,7 @@ class TiledMaskStore:
 
     def write(self, mask: np.ndarray, keys: Iterable[tuple[int, int]] | None = None) -> int:
         """Write the chunks `keys` of `mask` (None: every chunk); returns files written or removed."""
-        if tuple(mask.shape) != self.shape:
+        if isinstance(mask, np.ndarray) and tuple(mask.shape) != self.shape:
             raise MaskError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the store holds "
                             f"{self.shape[1]}x{self.shape[0]}")
         self.path.mkdir(parents=True, exist_ok=True)
@@ -267,6 +267,36 @@ class TiledMaskStore:
         box = self._box(key)
         return np.frombuffer(raw, dtype=np.uint8).reshape(self.chunk, self.chunk)[:box.height, :box.width]
 
+    def read_region(self, region: Region) -> np.ndarray:
+        """The pixels of `region` (inside the mask) from the stored chunks, fill elsewhere:
+        memory follows the box, never the mask (training crops, exports, merges)."""
+        if region.clip(*self.shape) != region or region.empty:
+            raise MaskError(f"box {region} is outside the {self.shape[1]}x{self.shape[0]} mask")
+        out = np.full(region.shape, self.fill, dtype=np.uint8)
+        for key in chunk_keys(region, self.chunk):
+            if not (self.path / f"{key[0]}.{key[1]}").is_file():
+                continue
+            box = self._box(key)
+            part = box.intersect(region)
+            block = self._read_chunk(key)
+            out[part.y0 - region.y0:part.y1 - region.y0, part.x0 - region.x0:part.x1 - region.x0] = \
+                block[part.y0 - box.y0:part.y1 - box.y0, part.x0 - box.x0:part.x1 - box.x0]
+        return out
+
+    def write_region(self, y0: int, x0: int, block: np.ndarray) -> int:
+        """Store `block` at (y0, x0), replacing whole chunks: the box must start on the chunk
+        grid and end on it or at the mask's edge. Files written or removed."""
+        region = Region(int(y0), int(x0), int(y0) + block.shape[0], int(x0) + block.shape[1])
+        c = self.chunk
+        aligned = (region.y0 % c == 0 and region.x0 % c == 0
+                   and (region.y1 % c == 0 or region.y1 == self.shape[0])
+                   and (region.x1 % c == 0 or region.x1 == self.shape[1]))
+        if block.ndim != 2 or region.clip(*self.shape) != region or not aligned:
+            raise MaskError(f"box {region} of the {self.shape[1]}x{self.shape[0]} mask does not cover "
+                            f"whole {c} x {c} chunks")
+        view = _Offset(block, region)
+        return self.write(view, chunk_keys(region, c))  # type: ignore[arg-type]
+
     def counts(self) -> np.ndarray:
         """Pixels per class id (256 entries): stored chunks, plus the fill of the others."""
         counts = np.zeros(256, dtype=np.int64)
@@ -308,6 +338,18 @@ class TiledMaskStore:
             if not box.empty:
                 mask[box.slices] = self._read_chunk(key)
         return mask
+
+
+class _Offset:
+    """A block of a mask indexed in whole-mask coordinates (for TiledMaskStore.write)."""
+
+    def __init__(self, block: np.ndarray, region: Region) -> None:
+        self.block, self.region = block, region
+
+    def __getitem__(self, slices: tuple[slice, slice]) -> np.ndarray:
+        rows, cols = slices
+        return self.block[rows.start - self.region.y0:rows.stop - self.region.y0,
+                          cols.start - self.region.x0:cols.stop - self.region.x0]
 
 
 class DirtyChunks:

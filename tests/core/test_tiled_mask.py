@@ -154,6 +154,27 @@ def test_writes_to_a_filled_mask_stay_where_they_land() -> None:
     assert int(np.count_nonzero(mask != 7)) == 1
 
 
+def test_region_writes_and_reads_go_by_whole_chunks(tmp_path: Path) -> None:
+    """Tiled prediction writes band by band, training crops read boxes: both equal the
+    whole-mask path, and a box off the chunk grid is refused rather than half-written."""
+    h, w = 2 * CHUNK + 300, 2 * CHUNK + 77
+    store = TiledMaskStore(tmp_path / "m.zarr", (h, w), fill=255)
+    rng = np.random.default_rng(3)
+    expected = np.full((h, w), 255, dtype=np.uint8)
+    lower = rng.integers(0, 3, (h - CHUNK, w)).astype(np.uint8)
+    lower[:, :CHUNK] = 255  # an all-fill chunk row part: no file for those chunks
+    assert store.write_region(CHUNK, 0, lower) == 4  # the chunks of column 0 hold only fill
+    expected[CHUNK:] = lower
+    assert np.array_equal(store.read(), expected)
+    box = Region(CHUNK - 40, 300, h - 5, w - 1)
+    assert np.array_equal(store.read_region(box), expected[box.slices])
+    assert store.stored_keys() == [(1, 1), (1, 2), (2, 1), (2, 2)]
+    with pytest.raises(MaskError, match="whole 512 x 512 chunks"):
+        store.write_region(10, 0, lower[:CHUNK])
+    with pytest.raises(MaskError, match="outside"):
+        store.read_region(Region(0, 0, h + 1, 10))
+
+
 def test_counts_and_remap_chunk_by_chunk(tmp_path: Path) -> None:
     mask = allocate(1500, 1300, fill=255)
     mask[:10, :20] = 1  # chunk 0.0
