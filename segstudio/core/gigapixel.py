@@ -14,6 +14,7 @@ display mapping (`read_region`), the same rule every other view uses (core/displ
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import os
@@ -28,8 +29,11 @@ import cv2
 import numpy as np
 
 from segstudio.core import display, imageio, rasters
-from segstudio.core.errors import ImageReadError
+from segstudio.core.errors import ImageReadError, SegstudioError
 from segstudio.core.region import Region
+
+ProgressFn = Callable[[float], None]  # fraction done, 0.0 .. 1.0, never decreasing
+CancelCheck = Callable[[], bool]  # True: stop as soon as possible
 
 # An image with a side above this, or more pixels than MIN_PIXELS, is read by tiles.
 MIN_SIDE = 12_000
@@ -56,6 +60,11 @@ def check_plausible(path: Path, height: int, width: int) -> None:
     if height * width > imageio.BOMB_RATIO * max(size, 1):
         raise ImageReadError(f"{path}: a {size}-byte file claims {width}x{height} pixels; this looks "
                              "like a decompression bomb, so it is not opened")
+
+
+class PyramidBuildCancelled(SegstudioError):
+    """Building a pyramid was cancelled; the levels finished so far stay in the cache (a
+    later open resumes from them), the one in progress is deleted."""
 
 
 @dataclass(frozen=True)
@@ -175,13 +184,22 @@ class GigapixelImage:
 
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None,
                  mapping: display.DisplayMapping | None = None,
-                 progress: Callable[[float], None] | None = None, build: bool = True) -> None:
+                 progress: ProgressFn | None = None, build: bool = True,
+                 cancelled: CancelCheck | None = None) -> None:
         self.path = Path(path)
         self.mapping = mapping
         self.closed = False
         self._lock = threading.Lock()
         self._cache = _SegmentCache(CACHE_BYTES)
         self._files: list[Any] = []
+        try:
+            self._setup(cache_dir, progress, build, cancelled)
+        except BaseException:  # a failed or cancelled open gives its files back
+            self.close()
+            raise
+
+    def _setup(self, cache_dir: str | os.PathLike[str] | None, progress: ProgressFn | None, build: bool,
+               cancelled: CancelCheck | None) -> None:
         info = rasters.read_tiff_info(self.path)
         if info.orientation not in (0, 1):
             raise ImageReadError(f"{self.path}: EXIF orientation {info.orientation} is not supported for "
@@ -201,7 +219,7 @@ class GigapixelImage:
         readers = [r for r in readers if r.samples == readers[0].samples]
         wanted = cache_dir is not None and (not full.is_tiled or _smallest(readers) > SMALLEST_SIDE)
         if wanted and (build or _cache_complete(Path(cache_dir) / pyramid_key(self.path), readers)):
-            readers = self._cached_pyramid(readers, Path(cache_dir), progress)
+            readers = self._cached_pyramid(readers, Path(cache_dir), progress, cancelled)
         self._readers = readers
         self.height, self.width = info.height, info.width
         self.levels = tuple(Level(r.height, r.width, self.width / r.width) for r in readers)
@@ -224,15 +242,15 @@ class GigapixelImage:
     def __exit__(self, *exc: object) -> None:
         self.close()
 
-    def _cached_pyramid(self, readers: list[_PageReader], cache_dir: Path,
-                        progress: Callable[[float], None] | None) -> list[_PageReader]:
+    def _cached_pyramid(self, readers: list[_PageReader], cache_dir: Path, progress: ProgressFn | None,
+                        cancelled: CancelCheck | None) -> list[_PageReader]:
         """The file's levels plus a pyramid built once into `cache_dir` (reused while the
         source keeps its size and modification time): an untiled file gets every level there,
         a tiled one only the levels below its own smallest."""
         folder = cache_dir / pyramid_key(self.path)
         tiled = readers[0]._page.is_tiled
         base = readers[-1] if tiled else readers[0]
-        built = build_pyramid(base, folder, tile_full=not tiled, progress=progress)
+        built = build_pyramid(base, folder, tile_full=not tiled, progress=progress, cancelled=cancelled)
         out = list(readers) if tiled else []
         for number, path in enumerate(built):
             tif = self._open(path)
@@ -362,16 +380,15 @@ def pyramid_key(path: Path) -> str:
     return hashlib.sha1(text.encode("utf-8")).hexdigest()[:20]
 
 
-def _bands(reader: _PageReader, rows: int) -> Iterator[tuple[int, np.ndarray]]:
-    for y in range(0, reader.height, rows):
-        yield y, reader.read(Region(y, 0, min(y + rows, reader.height), reader.width))
-
-
-def _tiles_of_level(source: _PageReader, factor: int, tile: int, height: int, width: int
-                    ) -> Iterator[np.ndarray]:
+def _tiles_of_level(source: _PageReader, factor: int, tile: int, height: int, width: int,
+                    step: Callable[[int], None] | None = None) -> Iterator[np.ndarray]:
     """Tiles (row-major) of `source` shrunk by `factor`, made one band of tile rows at a time,
-    so memory is one band of the source (its width x factor*tile rows), not the image."""
-    for y, band in _bands(source, tile * factor):
+    so memory is one band of the source (its width x factor*tile rows), not the image.
+    `step(rows)` is called before each band is read (progress and the cancel check)."""
+    for y in range(0, source.height, tile * factor):
+        if step is not None:
+            step(y)
+        band = source.read(Region(y, 0, min(y + tile * factor, source.height), source.width))
         rows = min(tile, height - y // factor)
         if factor > 1:
             band = cv2.resize(band, (width, rows), interpolation=cv2.INTER_AREA)
@@ -385,10 +402,50 @@ def _tiles_of_level(source: _PageReader, factor: int, tile: int, height: int, wi
             yield piece
 
 
+class _Meter:
+    """Fraction done over the levels of a build, weighted by the source pixels each reads
+    (a full-size copy of a 50k image is most of the work); also the cancel point."""
+
+    def __init__(self, weights: list[int], progress: ProgressFn | None, cancelled: CancelCheck | None,
+                 path: Path) -> None:
+        self.total = max(1, sum(weights))
+        self.weights = weights
+        self.before = 0  # weight of the levels finished
+        self.last = -1.0
+        self.progress, self.cancelled, self.path = progress, cancelled, path
+
+    def report(self, fraction: float) -> None:
+        fraction = min(1.0, max(self.last, fraction))
+        if self.progress is not None and fraction > self.last:
+            self.progress(fraction)
+        self.last = fraction
+
+    def check(self) -> None:
+        if self.cancelled is not None and self.cancelled():
+            raise PyramidBuildCancelled(f"{self.path}: building its overview pyramid was cancelled; "
+                                        "opening the image again continues it")
+
+    def level_step(self, width: int) -> Callable[[int], None]:
+        def step(rows_done: int) -> None:
+            self.check()
+            self.report((self.before + rows_done * width) / self.total)
+        return step
+
+    def level_done(self, level: int) -> None:
+        self.before += self.weights[level]
+        self.report(self.before / self.total)
+
+
 def build_pyramid(source: _PageReader, folder: Path, tile_full: bool = False,
-                  progress: Callable[[float], None] | None = None) -> list[Path]:
+                  progress: ProgressFn | None = None, cancelled: CancelCheck | None = None) -> list[Path]:
     """Tiled TIFFs of `source` at 1/2, 1/4, ... (and at full size if `tile_full`) in
-    `folder`, each written to a temp name and renamed, so a killed build is never read."""
+    `folder`, each written to a temp name and renamed, so a killed build is never read.
+
+    `progress(fraction)` is called as bands are read (0.0 first, 1.0 last, never
+    decreasing); `cancelled()` is asked before each band and, when it answers True, the
+    level being written is deleted and PyramidBuildCancelled raised. Levels finished before
+    stay: they are complete files, and a later build reuses them instead of starting over.
+    """
     import tifffile
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -399,6 +456,13 @@ def build_pyramid(source: _PageReader, folder: Path, tile_full: bool = False,
     while size > SMALLEST_SIDE:
         plan.append((folder / f"level_{k}.tif", 2))
         size, k = -(-size // 2), k + 1
+    weights, (h, w) = [], (source.height, source.width)
+    for path, factor in plan:  # each level reads the one before it, whole; built ones cost nothing
+        weights.append(0 if path.is_file() else h * w)
+        h, w = -(-h // factor), -(-w // factor)
+    building = any(weights)
+    meter = _Meter(weights, progress if building else None, cancelled, Path(source._tif.filehandle.path))
+    meter.report(0.0)
     done: list[Path] = []
     current = source
     handles = []
@@ -406,28 +470,41 @@ def build_pyramid(source: _PageReader, folder: Path, tile_full: bool = False,
         for number, (path, factor) in enumerate(plan):
             height, width = -(-current.height // factor), -(-current.width // factor)
             if not path.is_file():
-                tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-                shape = (height, width, current.samples)
-                # Reduced 8-bit levels as JPEG (small, fast to decode, only ever looked at);
-                # a full-resolution copy stays lossless: it is what the user labels.
-                lossy = factor > 1 and current.dtype == np.uint8 and current.samples in (1, 3)
-                compression = "jpeg" if lossy else "zlib"
-                with tifffile.TiffWriter(tmp, bigtiff=height * width * current.samples > 2**31) as writer:
-                    writer.write(_tiles_of_level(current, factor, CACHE_TILE, height, width),
-                                 shape=shape, dtype=current.dtype, tile=(CACHE_TILE, CACHE_TILE),
-                                 compression=compression, photometric="rgb" if current.samples == 3 else
-                                 "minisblack", planarconfig="contig", metadata=None)
-                os.replace(tmp, path)
+                meter.check()
+                _write_level(tifffile, current, path, factor, height, width, meter.level_step(current.width))
             done.append(path)
             tif = tifffile.TiffFile(path)
             handles.append(tif)
             current = _PageReader(tif, tif.pages[0], threading.Lock(), _SegmentCache(16 << 20), f"b.{number}")
-            if progress is not None:
-                progress((number + 1) / len(plan))
+            meter.level_done(number)
     finally:
         for tif in handles:
             tif.close()
+    meter.report(1.0)
     return done
 
 
-__all__ = ["GigapixelImage", "Level", "build_pyramid", "is_gigapixel", "overview", "pyramid_key"]
+def _write_level(tifffile: Any, current: _PageReader, path: Path, factor: int, height: int, width: int,
+                 step: Callable[[int], None]) -> None:
+    """One level as a tiled TIFF: written under a temp name, renamed when whole; a failed or
+    cancelled write leaves nothing (a killed process leaves only the temp file, never read)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    shape = (height, width, current.samples)
+    # Reduced 8-bit levels as JPEG (small, fast to decode, only ever looked at);
+    # a full-resolution copy stays lossless: it is what the user labels.
+    lossy = factor > 1 and current.dtype == np.uint8 and current.samples in (1, 3)
+    compression = "jpeg" if lossy else "zlib"
+    try:
+        with tifffile.TiffWriter(tmp, bigtiff=height * width * current.samples > 2**31) as writer:
+            writer.write(_tiles_of_level(current, factor, CACHE_TILE, height, width, step),
+                         shape=shape, dtype=current.dtype, tile=(CACHE_TILE, CACHE_TILE),
+                         compression=compression, photometric="rgb" if current.samples == 3 else
+                         "minisblack", planarconfig="contig", metadata=None)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+__all__ = ["GigapixelImage", "Level", "PyramidBuildCancelled", "build_pyramid", "is_gigapixel", "overview", "pyramid_key"]

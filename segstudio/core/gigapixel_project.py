@@ -49,11 +49,16 @@ def has_tiled_mask(project: Project, record: ImageRecord | str) -> bool:
     return (store_path(project, record) / ".zarray").is_file()
 
 
-def open_image(project: Project, record: ImageRecord | str) -> gigapixel.GigapixelImage:
-    """The image for region reads, through the project's display mapping (if any)."""
+def open_image(project: Project, record: ImageRecord | str, progress: gigapixel.ProgressFn | None = None,
+               cancelled: gigapixel.CancelCheck | None = None) -> gigapixel.GigapixelImage:
+    """The image for region reads, through the project's display mapping (if any).
+
+    The first open of a file without a pyramid builds one into the cache: `progress` hears
+    the fraction done and `cancelled` can stop it (gigapixel.PyramidBuildCancelled)."""
     record = _record(project, record)
     image = gigapixel.GigapixelImage(project.image_path(record), cache_dir=project.root / PYRAMID_CACHE,
-                                     mapping=display.mapping_of(project.settings))
+                                     mapping=display.mapping_of(project.settings), progress=progress,
+                                     cancelled=cancelled)
     if image.shape != (record.height, record.width):
         image.close()
         raise MaskError(f"{project.image_path(record)} is now {image.width}x{image.height} but the project "

@@ -14,7 +14,7 @@ import numpy as np
 
 from segstudio.core import gigapixel_project, imageio
 from segstudio.core.errors import MaskError, SegstudioError
-from segstudio.core.gigapixel import GigapixelImage
+from segstudio.core.gigapixel import CancelCheck, GigapixelImage, ProgressFn
 from segstudio.core.project import ImageRecord, Project
 
 BACKGROUND_PIXELS = 12_000_000  # images above this size load on a worker thread
@@ -36,17 +36,24 @@ def loads_in_background(record: ImageRecord, threshold: int = BACKGROUND_PIXELS)
     return record.width * record.height > threshold
 
 
-def load_image(project: Project, image_id: str) -> LoadedImage:
-    """Read an image and its mask (thread-safe: reads files, changes nothing).
+def load_image(project: Project, image_id: str, progress: ProgressFn | None = None,
+               cancelled: CancelCheck | None = None) -> LoadedImage:
+    """Read an image and its mask (thread-safe: reads files, changes nothing but caches).
 
     Raises MaskError when the image file was replaced by one of another size; a bad saved
-    mask is salvaged instead (`mask_rejected`, with a note).
+    mask is salvaged instead (`mask_rejected`, with a note). A gigapixel image opened for
+    the first time may build its pyramid: `progress(fraction)` hears how far that is and
+    `cancelled()` can stop it (gigapixel.PyramidBuildCancelled; opening again resumes).
     """
     record = project.image(image_id)
     if gigapixel_project.is_gigapixel_record(project, record):
         # Read by tiles; its mask is a chunk store. A bad one is an error, not salvaged.
-        return LoadedImage(image_id, gigapixel_project.open_image(project, record),
-                           gigapixel_project.read_mask(project, record))
+        image = gigapixel_project.open_image(project, record, progress=progress, cancelled=cancelled)
+        try:
+            return LoadedImage(image_id, image, gigapixel_project.read_mask(project, record))
+        except BaseException:
+            image.close()
+            raise
     image = project.read_image(record)
     height, width = image.shape[:2]
     if record.width and (width, height) != (record.width, record.height):
