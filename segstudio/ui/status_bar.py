@@ -1,8 +1,10 @@
-"""The status bar: pixel position, class under the cursor, zoom, and the unsaved marker."""
+"""The status bar: pixel position, class under the cursor, zoom, the unsaved marker, and
+a long background step (a pyramid being built) with its progress and a Cancel button."""
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QLabel, QStatusBar, QWidget
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import QLabel, QStatusBar, QToolButton, QWidget
 
 from segstudio.core.classes import ClassTable
 
@@ -12,9 +14,22 @@ MESSAGE_MS = 8000
 class StatusBar(QStatusBar):
     """Permanent fields on the right; transient messages (and errors) on the left."""
 
+    cancel_requested = Signal()  # the Cancel button of the background step was clicked
+
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("status_bar")
+        # Permanent (a transient message does not hide them), first on the right, shown only
+        # while a background step runs.
+        self.busy_label = QLabel(self)
+        self.busy_label.setObjectName("busy")
+        self.cancel_button = QToolButton(self)
+        self.cancel_button.setObjectName("cancel_busy")
+        self.cancel_button.setText("Cancel")
+        self.cancel_button.clicked.connect(self.cancel_requested)
+        self.addPermanentWidget(self.busy_label)
+        self.addPermanentWidget(self.cancel_button)
+        self.clear_busy()
         self.position_label = self._field("position", 110)
         self.class_label = self._field("class_under_cursor", 150)
         self.zoom_label = self._field("zoom", 70)
@@ -61,3 +76,15 @@ class StatusBar(QStatusBar):
 
     def show_note(self, text: str) -> None:
         self.showMessage(text, MESSAGE_MS)
+
+    def show_busy(self, text: str, tip: str = "") -> None:
+        """A background step in progress (`text` says what and how far) that can be cancelled."""
+        self.busy_label.setText(text)
+        self.cancel_button.setToolTip(tip)
+        self.busy_label.show()
+        self.cancel_button.show()
+
+    def clear_busy(self) -> None:
+        self.busy_label.setText("")
+        self.busy_label.hide()
+        self.cancel_button.hide()

@@ -4,7 +4,9 @@ Documents of recently visited images stay alive (core.navigation.DocumentCache) 
 image's undo history survives switching away and back; a dirty document is saved before
 it is evicted. Saving and status moves belong to the MaskStore (persistence.py); reading
 and salvaging masks to core.mask_loading. A big image loads on a pool thread (ui.jobs)
-and is applied on the UI thread.
+and is applied on the UI thread. The first open of a gigapixel file without a pyramid builds
+one (minutes for a 50k strip TIFF): `load_progress` reports it and `cancel_loading()`, or
+asking for another image, stops it (the levels finished so far are kept for next time).
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from PySide6.QtCore import QObject, QThreadPool, Signal
 
 from segstudio.core import display, gigapixel_project, mask_loading, navigation
 from segstudio.core.errors import SegstudioError
-from segstudio.core.gigapixel import GigapixelImage
+from segstudio.core.gigapixel import GigapixelImage, PyramidBuildCancelled
 from segstudio.core.mask_document import MaskDocument
 from segstudio.core.mask_loading import LoadedImage, LoadRequests
 from segstudio.core.navigation import CACHE_SIZE, DocumentCache, OpenImage
@@ -27,7 +29,7 @@ from segstudio.core.region import Region
 from segstudio.core.saving import SaveResult
 from segstudio.core.tiled_mask import DirtyChunks
 from segstudio.ui.annotate.class_edits import ClassEdits
-from segstudio.ui.jobs import Job, error_text, run_in_background
+from segstudio.ui.jobs import Job, JobCancelled, error_text, run_in_background
 from segstudio.ui.project.mask_writer import MaskWriter
 from segstudio.ui.project.persistence import MaskStore
 
@@ -37,6 +39,8 @@ class EditingSession(QObject):
 
     image_opened = Signal(str)
     loading = Signal(str)
+    load_progress = Signal(str, float)  # image id, fraction of its pyramid built (first open only)
+    load_ended = Signal(str)  # image id: its background load arrived, failed or was cancelled
     edited = Signal(str)
     status_changed = Signal(str, str)
     saved = Signal(str)
@@ -52,6 +56,9 @@ class EditingSession(QObject):
         self.journal = journal if journal is not None else RecoveryJournal(project.root)
         self._cache = DocumentCache(cache_size)
         self._requests = LoadRequests()
+        self._load_job: Job[LoadedImage] | None = None  # the background load in flight, if any
+        self._load_job_id: str | None = None
+        self._load_serial = 0  # tells the load in flight from stopped ones still finishing
         self._was_dirty = False
         self.classes = ClassEdits(self)
         self._pool = QThreadPool(self)  # its own: other jobs in the global pool never delay a load
@@ -107,9 +114,11 @@ class EditingSession(QObject):
         switch happens when they arrive (True is returned then, `loading` is emitted).
         """
         if image_id == self._cache.current:
+            self._stop_load(keep=None)  # back to the open image: a load of another is unwanted
             return True
         if image_id in self._cache:
             self._requests.forget()  # a slower background load must not take over later
+            self._stop_load(keep=None)
             self._switch_to(image_id)
             return True
         try:
@@ -120,10 +129,18 @@ class EditingSession(QObject):
         if background is None:
             background = mask_loading.loads_in_background(record)
         self._requests.want(image_id)
+        self._stop_load(keep=image_id if background else None)  # a pyramid nobody waits for stops
         if background:
+            if self._load_job is not None:  # already on its way
+                return True
             self.loading.emit(image_id)
-            run_in_background(partial(_load_on_worker, self.project, image_id), self._on_load_done,
-                              partial(self._on_load_failed, image_id), pool=self._pool)
+            self._load_serial += 1
+            serial = self._load_serial
+            self._load_job_id = image_id
+            self._load_job = run_in_background(
+                partial(_load_on_worker, self.project, image_id), partial(self._on_load_done, serial),
+                partial(self._on_load_failed, image_id, serial),
+                on_progress=partial(self._on_load_progress, image_id, serial), pool=self._pool, owner=self)
             return True
         try:
             loaded = self.load(image_id)
@@ -134,12 +151,58 @@ class EditingSession(QObject):
         self.activate(loaded)
         return True
 
-    def _on_load_done(self, loaded: LoadedImage) -> None:
-        if self._requests.arrived(loaded.image_id):  # a later request wins over a slow load
-            self.activate(loaded)
+    @property
+    def loading_id(self) -> str | None:
+        """The image whose background load is in flight (None when none is)."""
+        return self._load_job_id
 
-    def _on_load_failed(self, image_id: str, exc: BaseException) -> None:
-        if self._requests.arrived(image_id):
+    def cancel_loading(self) -> bool:
+        """Stop the background load in flight (a pyramid being built stops between bands;
+        what is finished is kept and the next open continues it). False if none was."""
+        image_id = self._load_job_id
+        if image_id is None:
+            return False
+        self._requests.forget()
+        self._stop_load(keep=None)
+        self.message.emit(f"stopped opening '{image_id}'; open it again to continue building its "
+                          "overview pyramid")
+        return True
+
+    def _stop_load(self, keep: str | None) -> None:
+        """Cancel the load in flight unless it is of `keep`; its result is then dropped."""
+        job, image_id = self._load_job, self._load_job_id
+        if job is None or image_id == keep:
+            return
+        job.cancel()
+        self._load_job = self._load_job_id = None
+        self.load_ended.emit(image_id)
+
+    def _finished(self, serial: int) -> bool:
+        """A background load ended: True if it is the one in flight (not a stopped one)."""
+        if serial != self._load_serial or self._load_job is None:
+            return False
+        image_id = self._load_job_id
+        self._load_job = self._load_job_id = None
+        self.load_ended.emit(image_id)
+        return True
+
+    def _on_load_progress(self, image_id: str, serial: int, fraction: float) -> None:
+        if serial == self._load_serial and self._load_job is not None:
+            self.load_progress.emit(image_id, float(fraction))
+
+    def _on_load_done(self, serial: int, loaded: LoadedImage) -> None:
+        # A later request wins over a slow load: a stopped one is dropped.
+        if self._finished(serial) and self._requests.arrived(loaded.image_id):
+            self.activate(loaded)
+        elif isinstance(loaded.image, GigapixelImage):  # nobody wants it now: give its file back
+            loaded.image.close()
+
+    def _on_load_failed(self, image_id: str, serial: int, exc: BaseException) -> None:
+        if not self._finished(serial) or not self._requests.arrived(image_id):
+            return
+        if isinstance(exc, (JobCancelled, PyramidBuildCancelled)):
+            self.message.emit(f"stopped opening '{image_id}'; open it again to continue")
+        else:
             self.message.emit(f"cannot open '{image_id}': {error_text(exc)}")
 
     def activate(self, loaded: LoadedImage) -> None:
@@ -198,6 +261,8 @@ class EditingSession(QObject):
 
     def close_all(self) -> SaveResult:
         """Save everything and forget all documents; nothing is forgotten unless all saved."""
+        self._requests.forget()
+        self._stop_load(keep=None)  # a pyramid being built for this session stops
         result = self.store.save_all()
         self.store.wait()
         if result.saved:
@@ -301,5 +366,14 @@ class EditingSession(QObject):
         return self.project.image_path(image_id)
 
 
-def _load_on_worker(project: Project, image_id: str, _job: Job[LoadedImage]) -> LoadedImage:
-    return mask_loading.load_image(project, image_id)
+def _load_on_worker(project: Project, image_id: str, job: Job[LoadedImage]) -> LoadedImage:
+    shown = -1
+
+    def progress(fraction: float) -> None:  # whole percents only: the UI thread is not flooded
+        nonlocal shown
+        percent = int(fraction * 100)
+        if percent != shown:
+            shown = percent
+            job.progress(fraction)
+
+    return mask_loading.load_image(project, image_id, progress=progress, cancelled=lambda: job.cancelled)

@@ -78,6 +78,7 @@ class Workspace(QObject):
         self.read_only = False
         self._sheet: dialogs.ShortcutSheet | None = None
         self._history_state: tuple[bool, bool, str | None] | None = None
+        window.status.cancel_requested.connect(self.cancel_loading)
 
     # -- project lifecycle ---------------------------------------------------------------------
     def show_welcome(self) -> None:
@@ -181,6 +182,8 @@ class Workspace(QObject):
         self.shared = SharedProject(self, read_only)
         session.image_opened.connect(self._on_session_image_opened)
         session.loading.connect(lambda image_id: w.status.show_note(f"loading {image_id}..."))
+        session.load_progress.connect(self._on_session_load_progress)
+        session.load_ended.connect(lambda _image_id: w.status.clear_busy())
         session.edited.connect(self._on_session_edited)
         session.status_changed.connect(self._on_session_status_changed)
         session.saved.connect(self.mask_saved)
@@ -313,6 +316,15 @@ class Workspace(QObject):
 
     def open_image(self, image_id: str) -> bool:
         return self.session.open_image(image_id) if self.session else False
+
+    def cancel_loading(self) -> bool:
+        """Stop the image load in flight (the status bar's Cancel button)."""
+        return self.session.cancel_loading() if self.session else False
+
+    def _on_session_load_progress(self, image_id: str, fraction: float) -> None:
+        self.window.status.show_busy(
+            f"building the overview pyramid of {image_id}: {int(fraction * 100)}%",
+            "Stop opening this image; what is built so far is kept and used when you open it again")
 
     def _on_session_image_opened(self, image_id: str) -> None:
         w, session = self.window, self.session
