@@ -9,6 +9,9 @@ Everything else keeps today's whole-array path exactly.
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -108,5 +111,45 @@ def save_chunks(project: Project, record: ImageRecord | str, mask: np.ndarray,
     return store.write(mask, keys)
 
 
-__all__ = ["has_tiled_mask", "is_gigapixel_record", "mask_store", "open_image", "overview_raw", "read_mask",
+def is_unlabelled(project: Project, record: ImageRecord | str) -> bool:
+    """No chunk of the saved mask holds a label (chunks without a file hold none)."""
+    record = _record(project, record)
+    if not has_tiled_mask(project, record):
+        return True
+    store = tiled_mask.TiledMaskStore.open(store_path(project, record))
+    unlabeled = project.classes.unlabeled_id
+    return all(not (store.read_region(store.chunk_box(key)) != unlabeled).any() for key in store.stored_keys())
+
+
+def adopt_prediction(project: Project, record: ImageRecord | str, source: Path) -> int:
+    """Make a predicted chunk store (class ids of this project) the image's mask: the chunk
+    files are copied beside the masks and the folder moved into place in one rename, so a
+    crash leaves either no mask or the whole prediction. Chunks written; refuses a mask that
+    holds labels (pre-labels never overwrite anyone's work)."""
+    record = _record(project, record)
+    predicted = tiled_mask.TiledMaskStore.open(source)
+    if predicted.shape != (record.height, record.width):
+        raise MaskError(f"{source}: the prediction is {predicted.shape[1]}x{predicted.shape[0]} but "
+                        f"{record.id} is {record.width}x{record.height}; predict it again")
+    if not is_unlabelled(project, record):
+        raise MaskError(f"'{record.id}' has labels now; its prediction is not written over them")
+    target = store_path(project, record)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        copy = tiled_mask.TiledMaskStore(staging, predicted.shape, fill=predicted.fill, chunk=predicted.chunk)
+        written = 0
+        for key in predicted.stored_keys():
+            box = predicted.chunk_box(key)
+            if not box.empty:
+                written += copy.write_region(box.y0, box.x0, predicted.read_region(box))
+        copy.ensure_header()
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return written
+
+
+__all__ = ["adopt_prediction", "has_tiled_mask", "is_unlabelled", "is_gigapixel_record", "mask_store", "open_image", "overview_raw", "read_mask",
            "save_chunks", "store_path"]

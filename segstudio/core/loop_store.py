@@ -119,6 +119,33 @@ class PredictionCache:
             self._scores = scores
         atomic_write_json(self.scores_file, {key: asdict(value) for key, value in scores.items()})
 
+    # -- gigapixel images: labels as a chunk store, the score alone in scores.json ----------
+    def tiled_path(self, image_id: str) -> Path:
+        """Where a gigapixel image's predicted class ids go (a TiledMaskStore folder)."""
+        return self.path(image_id, ".labels.zarr")
+
+    def begin_tiled(self, image_id: str) -> Path:
+        """Start a block-by-block prediction: any earlier one of this image is gone first,
+        so a run stopped half-way is never taken for a finished one."""
+        folder = self.tiled_path(image_id)
+        self.path(image_id, ".tiled.json").unlink(missing_ok=True)
+        shutil.rmtree(folder, ignore_errors=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        return folder
+
+    def put_tiled(self, image_id: str, score: ImageScore, blocks: int) -> None:
+        """A gigapixel prediction finished: its score joins the review queue."""
+        atomic_write_json(self.path(image_id, ".tiled.json"), {"blocks": blocks, **asdict(score)})
+        scores = self.scores()
+        scores[image_id] = score
+        with self._lock:
+            self._scores = scores
+        atomic_write_json(self.scores_file, {key: asdict(value) for key, value in scores.items()})
+
+    def has_tiled(self, image_id: str) -> bool:
+        """A finished block-by-block prediction of this image is stored."""
+        return self.path(image_id, ".tiled.json").is_file() and (self.tiled_path(image_id) / ".zarray").is_file()
+
     def _write_meta(self, num_classes: int) -> None:
         if self._num_classes != num_classes:
             self._num_classes = num_classes
@@ -164,6 +191,8 @@ class PredictionCache:
                 self._scores.pop(image_id, None)
         self.path(image_id).unlink(missing_ok=True)
         self.path(image_id, ".maps.png").unlink(missing_ok=True)
+        self.path(image_id, ".tiled.json").unlink(missing_ok=True)
+        shutil.rmtree(self.tiled_path(image_id), ignore_errors=True)
 
     def clear(self) -> None:
         with self._lock:

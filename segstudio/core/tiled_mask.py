@@ -178,6 +178,16 @@ class TiledMaskStore:
             finally:
                 os.close(fd)
 
+    def chunk_box(self, key: tuple[int, int]) -> Region:
+        """The pixels chunk `key` covers (an edge chunk is cut at the mask's edge)."""
+        return self._box(key)
+
+    def ensure_header(self) -> None:
+        """Create the store with its header (a store without chunks reads as all fill)."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        if not (self.path / ".zarray").is_file():
+            self._write_file(".zarray", json.dumps(self._header(), indent=1).encode("utf-8"))
+
     def _box(self, key: tuple[int, int]) -> Region:
         c = self.chunk
         return Region(key[0] * c, key[1] * c, (key[0] + 1) * c, (key[1] + 1) * c).clip(*self.shape)
@@ -197,9 +207,7 @@ class TiledMaskStore:
         if isinstance(mask, np.ndarray) and tuple(mask.shape) != self.shape:
             raise MaskError(f"the mask is {mask.shape[1]}x{mask.shape[0]} but the store holds "
                             f"{self.shape[1]}x{self.shape[0]}")
-        self.path.mkdir(parents=True, exist_ok=True)
-        if not (self.path / ".zarray").is_file():
-            self._write_file(".zarray", json.dumps(self._header(), indent=1).encode("utf-8"))
+        self.ensure_header()
         if keys is None:
             rows, cols = -(-self.shape[0] // self.chunk), -(-self.shape[1] // self.chunk)
             keys = [(r, c) for r in range(rows) for c in range(cols)]

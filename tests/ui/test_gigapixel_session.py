@@ -134,7 +134,7 @@ def test_the_app_opens_paints_and_saves_a_gigapixel_slide(qtbot, project: Projec
     win.close()
 
 
-def test_prediction_skips_gigapixel_images(project: Project) -> None:
+def test_predict_worker_tells_gigapixel_files_by_their_header(project: Project) -> None:
     from segstudio.ui.model.predict_worker import _gigapixel
 
     assert _gigapixel(project.image_path("slide"))

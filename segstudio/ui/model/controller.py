@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 from PySide6.QtCore import QObject, QThreadPool, QTimer, Signal
 
-from segstudio.core import loop
+from segstudio.core import gigapixel_project, loop
 from segstudio.core.errors import SegstudioError
 from segstudio.core.loop import AcceptEdit, ImageScore, Prediction
 from segstudio.core.loop_store import (
@@ -200,11 +200,13 @@ class LoopController(QObject):
         from segstudio.ui.model.engine_bridge import default_device  # light: no engine import
 
         job = PredictJob(self.model_path, project.classes, items, self.cache, self._slot,
-                         self.device or default_device(), force=force)
+                         self.device or default_device(), force=force,
+                         open_gigapixel=lambda image_id: gigapixel_project.open_image(project, image_id))
         self._job, self._prelabel = job, prelabel
         self.busy_changed.emit(True)
         job.start(self.pool, on_note=self._on_job_started, on_predicted=self._on_job_predicted,
-                  on_progress=self.progress.emit, on_done=self._on_job_finished, on_error=self._on_job_failed)
+                  on_progress=self.progress.emit, on_done=self._on_job_finished, on_error=self._on_job_failed,
+                  on_tiled=self._on_job_tiled)
         return True
 
     def predict_current(self) -> bool:
@@ -239,6 +241,44 @@ class LoopController(QObject):
             self.refresh_layers()
         self.prediction_ready.emit(image_id)
         self.queue_changed.emit()
+
+    def _on_job_tiled(self, image_id: str, blocks: int) -> None:
+        """A gigapixel image was predicted block by block into the cache's chunk store."""
+        if self.session is None or self._job is None or self._job.cancelled or self.cache is None:
+            return
+        if self._prelabel:
+            self._write_tiled_prelabel(image_id)
+        elif blocks:
+            self.message.emit(f"predicted '{image_id}' block by block ({blocks} blocks); its review score is "
+                              "in the queue. Prediction layers are not drawn on gigapixel images: "
+                              "pre-label writes the prediction as its mask")
+        self.prediction_ready.emit(image_id)
+        self.queue_changed.emit()
+
+    def _write_tiled_prelabel(self, image_id: str) -> None:
+        """Pre-label of a gigapixel image: the predicted chunk store becomes its mask on disk
+        when nobody labelled it. The open image is left alone (its document is the mask that
+        counts while it is open)."""
+        session = self.session
+        assert session is not None and self.cache is not None
+        project = session.project
+        record = project.image(image_id)
+        if record.status not in PRELABEL_STATUSES:
+            return
+        if image_id in dict(session.documents()):
+            self.message.emit(f"'{image_id}' is open, so its pre-label was not written; open another "
+                              "image and pre-label again (the prediction is kept and not run twice)")
+            return
+        try:
+            if not gigapixel_project.is_unlabelled(project, record):
+                return
+            gigapixel_project.adopt_prediction(project, record, self.cache.tiled_path(image_id))
+            session.set_status("predicted", image_id)
+        except (SegstudioError, OSError) as exc:
+            self.message.emit(f"could not pre-label '{image_id}': {error_text(exc)}")
+            return
+        # The effort meter compares whole masks: gigapixel pre-labels are not counted in it.
+        self.message.emit(f"pre-labelled '{image_id}' block by block")
 
     def _on_job_failed(self, exc: BaseException) -> None:
         known = isinstance(exc, SegstudioError)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from segstudio.core.classes import ClassTable
-from segstudio.core.loop import Prediction
+from segstudio.core.loop import ImageScore, Prediction
 
 
 @dataclass
@@ -105,6 +106,20 @@ def to_core(result: Any, lut: np.ndarray) -> Prediction:
 
 def predict_image(model: LoadedModel, image: np.ndarray) -> Prediction:
     return to_core(model.predictor.predict(image), model.lut)
+
+
+def predict_tiled(model: LoadedModel, image: Any, store_path: Path, unlabeled_id: int,
+                  progress: Callable[[int, int], None], cancelled: Callable[[], bool]) -> tuple[ImageScore, int]:
+    """A gigapixel image (core GigapixelImage) predicted block by block into a chunk store at
+    `store_path`, in project class ids; its review score and the blocks run."""
+    from segstudio.core.tiled_mask import TiledMaskStore
+    from segstudio.engine.tiled_predict import block_for, predict_gigapixel
+
+    store = TiledMaskStore(store_path, image.shape, fill=unlabeled_id)
+    store.ensure_header()
+    result = predict_gigapixel(model.predictor, image, store, block=block_for(model.predictor),
+                               label_map=lambda labels: model.lut[labels], progress=progress, cancelled=cancelled)
+    return ImageScore(result.mean_entropy, result.low_margin_share), result.blocks
 
 
 def default_device() -> str:
