@@ -51,7 +51,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:  # type: ignore[ty
     imp.set_defaults(func=cmd_import)
     _allow_sources_after_options(imp)
 
-    exp = subparsers.add_parser("export", help="export masks in a dataset format")
+    exp = subparsers.add_parser(
+        "export", help="export masks in a dataset format",
+        description="Export masks in a dataset format. geotiff: single-band class-id GeoTIFFs with the "
+        "source's CRS and transform and the class colours. Masks of gigapixel images (tiled, "
+        "masks/<id>.zarr) are written tile by tile, never whole: geotiff writes a tiled GeoTIFF with "
+        "overviews, masks a tiled TIFF (masks/<id>.tif); color, overlay, voc, cityscapes and coco "
+        "leave them out, each named in the report with the reason.",
+    )
     exp.add_argument("project", type=Path)
     exp.add_argument("--format", "-f", required=True, choices=EXPORT_FORMATS)
     exp.add_argument("--out", required=True, type=Path, help="output folder")

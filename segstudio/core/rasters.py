@@ -11,9 +11,10 @@ from the geo tags and written back, verbatim, on the masks exported for the imag
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -247,10 +248,37 @@ def geo_tags(path: str | Path) -> list[tuple[int, str, int, Any, bool]]:
     return out
 
 
+def class_colormap(palette: np.ndarray) -> np.ndarray:
+    """A 256 x 3 uint8 class palette as the TIFF ColorMap (3 x 256 uint16)."""
+    return (np.asarray(palette, dtype=np.uint16).reshape(256, 3).T * 257).astype(np.uint16)
+
+
 def write_class_geotiff(path: str | Path, mask: np.ndarray, palette: np.ndarray,
                         extratags: list[tuple[int, str, int, Any, bool]]) -> None:
     """A single-band uint8 class-id GeoTIFF with `palette` (256 x 3 uint8) as its colour map."""
     tifffile = _tifffile()
-    colormap = (np.asarray(palette, dtype=np.uint16).reshape(256, 3).T * 257).astype(np.uint16)
     tifffile.imwrite(path, np.ascontiguousarray(mask, dtype=np.uint8), photometric="palette",
-                     colormap=colormap, compression="zlib", extratags=extratags, metadata=None)
+                     colormap=class_colormap(palette), compression="zlib", extratags=extratags, metadata=None)
+
+
+# (height, width) of a level and its tiles, row-major, each tile x tile (edge ones padded).
+TiledLevel = tuple[tuple[int, int], Iterable[np.ndarray]]
+
+
+def write_tiled_class_geotiff(target: str | Path | IO[bytes], levels: Sequence[TiledLevel], palette: np.ndarray,
+                              extratags: list[tuple[int, str, int, Any, bool]], tile: int = 512) -> None:
+    """`write_class_geotiff` for masks too big to hold: the same single-band uint8 class ids,
+    colour map and geo tags, written as deflate tiles taken one at a time from an iterator
+    (memory follows a tile, not the mask). `levels[0]` is the mask, any further levels are
+    reduced-resolution overviews (NewSubfileType 1 in the main IFD chain, GDAL's layout).
+    BigTIFF when the mask holds over 2 GB of pixels."""
+    tifffile = _tifffile()
+    colormap = class_colormap(palette)
+    (height, width), _ = levels[0]
+    if not isinstance(target, (str, Path)):  # a handle from os.fdopen is named by a number
+        target = tifffile.FileHandle(target, name="mask.tif")
+    with tifffile.TiffWriter(target, bigtiff=height * width > 2**31) as writer:
+        for number, (shape, tiles) in enumerate(levels):
+            writer.write(iter(tiles), shape=shape, dtype=np.uint8, tile=(tile, tile), photometric="palette",
+                         colormap=colormap, compression="zlib", metadata=None,
+                         extratags=extratags if number == 0 else (), subfiletype=0 if number == 0 else 1)

@@ -71,8 +71,9 @@ def _encoded(tiles: list[np.ndarray], options: dict) -> tuple[list[bytes], bytes
 
 def write_pyramid(path: Path, height: int, width: int, tile: int = 256, channels: int = 3,
                   compression: str = "zlib", dtype: str = "uint8", levels: int | None = None,
-                  smallest: int = 512) -> Path:
-    """A tiled TIFF whose full level is the first page and reduced levels are SubIFDs."""
+                  smallest: int = 512, extratags: list | None = None) -> Path:
+    """A tiled TIFF whose full level is the first page and reduced levels are SubIFDs;
+    `extratags` (e.g. GeoTIFF tags) go on the first page."""
     sizes = level_sizes(height, width, smallest)
     if levels is not None:
         sizes = sizes[:levels]
@@ -90,6 +91,6 @@ def write_pyramid(path: Path, height: int, width: int, tile: int = 256, channels
                         yield encoded[tile_index(ty, tx)]
 
             shape = (h, w, channels) if channels > 1 else (h, w)
-            extra = {"subifds": len(sizes) - 1} if level == 0 else {"subfiletype": 1}
+            extra = {"subifds": len(sizes) - 1, "extratags": extratags or ()} if level == 0 else {"subfiletype": 1}
             writer.write(segments(), shape=shape, dtype=dtype, jpegtables=tables, **options, **extra)
     return path

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -14,13 +14,16 @@ from segstudio.core import imageio
 from segstudio.core.atomic import atomic_write_json, atomic_write_text, atomic_write_with
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import ExportError, SegstudioError
+from segstudio.core.exporters.tiled import left_out_reason, tiled_store, write_tiled_mask
 from segstudio.core.progress import ProgressCallback
 from segstudio.core.project import SPLITS, ImageRecord, Project, check_split, check_status
+from segstudio.core.tiled_mask import TiledMaskStore
 from segstudio.core.vocabulary import TRAINING_STATUSES
 
 DEFAULT_STATUSES = TRAINING_STATUSES  # confirmed masks; add "predicted" to export proposals too
 CLASSES_FILE = "classes.json"
-
+# Writes one gigapixel image's mask from its chunk store (see ExportRun.masks).
+TiledWriter = Callable[[ImageRecord, TiledMaskStore], None]
 
 
 @dataclass(frozen=True)
@@ -57,14 +60,27 @@ class ExportRun:
     skipped: list[tuple[str, str]] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
-    def masks(self, need_image: bool = True) -> Iterator[tuple[ImageRecord, np.ndarray]]:
+    def masks(self, need_image: bool = True, tiled: TiledWriter | None = None
+              ) -> Iterator[tuple[ImageRecord, np.ndarray]]:
         """Each chosen image with its checked mask; a missing image or an unreadable mask is
-        reported and left out, not fatal."""
+        reported and left out, not fatal.
+
+        A gigapixel image's mask (a chunk store, never read whole) is not yielded: it goes
+        to `tiled(record, store)`, which writes it tile by tile, or, for a format without
+        one, is left out with a reason naming the format that takes it."""
         for index, record in enumerate(self.records):
             if need_image and not self.project.image_path(record).is_file():
                 self.skipped.append((record.id, f"image {self.project.image_path(record)} is missing; relink or remove it"))
                 continue
             try:
+                store = tiled_store(self.project, record)
+                if store is not None:
+                    if tiled is None:
+                        self.skipped.append((record.id, left_out_reason(self.format, record)))
+                        continue
+                    tiled(record, store)
+                    self._done(index, record)
+                    continue
                 mask = self.project.read_mask(record)
             except SegstudioError as exc:
                 self.skipped.append((record.id, str(exc)))
@@ -73,9 +89,12 @@ class ExportRun:
                 self.skipped.append((record.id, "no mask file"))
                 continue
             yield record, mask
-            self.done.append(record)
-            if self.progress is not None:
-                self.progress(index + 1, len(self.records), record.id)
+            self._done(index, record)
+
+    def _done(self, index: int, record: ImageRecord) -> None:
+        self.done.append(record)
+        if self.progress is not None:
+            self.progress(index + 1, len(self.records), record.id)
 
     def report(self) -> ExportReport:
         counts = {s: sum(1 for r in self.done if r.split == s) for s in SPLITS}
@@ -109,10 +128,18 @@ def copy_image(project: Project, record: ImageRecord, dest: Path) -> None:
         atomic_write_with(dest, lambda target: shutil.copyfileobj(handle, target))
 
 
-def write_image_mask_pairs(run: ExportRun, image_dir: str, mask_dir: str) -> None:
+def write_image_mask_pairs(run: ExportRun, image_dir: str, mask_dir: str, tiled_masks: bool = False) -> None:
     """Each exported image copied as it is into OUT/image_dir and its mask as an indexed PNG
-    into OUT/mask_dir, both named after the image id (the masks and VOC layouts)."""
-    for record, mask in run.masks():
+    into OUT/mask_dir, both named after the image id (the masks and VOC layouts). With
+    `tiled_masks`, a gigapixel image's mask is OUT/mask_dir/<id>.tif, a tiled TIFF of class
+    ids with the class colours (written tile by tile); without, it is left out."""
+
+    def tiled(record: ImageRecord, store: TiledMaskStore) -> None:
+        write_tiled_mask(run.out / mask_dir / f"{record.id}.tif", store, run.project.classes)
+        suffix = run.project.image_path(record).suffix.lower()
+        copy_image(run.project, record, run.out / image_dir / f"{record.id}{suffix}")
+
+    for record, mask in run.masks(tiled=tiled if tiled_masks else None):
         suffix = run.project.image_path(record).suffix.lower()
         copy_image(run.project, record, run.out / image_dir / f"{record.id}{suffix}")
         imageio.write_mask(run.out / mask_dir / f"{record.id}.png", mask, run.project.classes, compress_level=6)

@@ -7,12 +7,19 @@
 
 Images without georeferencing are exported too (a plain indexed TIFF) and listed in the
 report, so that a user sees which masks will not line up in a GIS.
+
+Gigapixel masks (chunk stores) are written the same way but tiled: 512 x 512 deflate tiles
+streamed from the store one at a time (BigTIFF past 2 GB of pixels), plus reduced-resolution
+overviews, so memory follows a tile, never the mask (core/exporters/tiled.py).
 """
 
 from __future__ import annotations
 
 from segstudio.core import rasters
 from segstudio.core.exporters.common import ExportRun, write_classes, write_split_lists
+from segstudio.core.exporters.tiled import write_tiled_mask
+from segstudio.core.project import ImageRecord
+from segstudio.core.tiled_mask import TiledMaskStore
 
 
 def export_geotiff(run: ExportRun) -> None:
@@ -21,12 +28,19 @@ def export_geotiff(run: ExportRun) -> None:
     folder = run.out / "masks"
     folder.mkdir(parents=True, exist_ok=True)
     plain: list[str] = []
-    for record, mask in run.masks(need_image=True):
+
+    def tags_of(record: ImageRecord) -> list:
         source = run.project.image_path(record)
         tags = rasters.geo_tags(source) if rasters.is_tiff(source) else []
         if not tags:
             plain.append(record.id)
-        rasters.write_class_geotiff(folder / f"{record.id}.tif", mask, palette, tags)
+        return tags
+
+    def tiled(record: ImageRecord, store: TiledMaskStore) -> None:
+        write_tiled_mask(folder / f"{record.id}.tif", store, classes, tags_of(record))
+
+    for record, mask in run.masks(need_image=True, tiled=tiled):
+        rasters.write_class_geotiff(folder / f"{record.id}.tif", mask, palette, tags_of(record))
     write_classes(run.out, classes)
     write_split_lists(run.out, run.done)
     if plain:

@@ -1,10 +1,14 @@
 """`masks`, `color` and `overlay` exports: one PNG per image plus split lists.
 
     masks/   OUT/images/<id>.<ext> (copied), OUT/masks/<id>.png (palette PNG, pixel = class
-             id), OUT/classes.json, OUT/train.txt ... -> `segstudio import --format folders OUT`
+             id), OUT/classes.json, OUT/train.txt ... -> `segstudio import --format folders OUT`;
+             a gigapixel image's mask is OUT/masks/<id>.tif instead, a tiled palette TIFF
+             written tile by tile (core/exporters/tiled.py)
     color/   OUT/color/<id>.png, RGB class colours (for viewing; ids are not recoverable
              where two classes share a colour), OUT/classes.json and split lists
     overlay/ OUT/overlay/<id>.png, the image blended with its mask colours
+color and overlay leave gigapixel images out (a PNG of that size opens nowhere), each with
+a reason in the report naming --format geotiff.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from segstudio.core.exporters.common import (
 
 
 def export_masks(run: ExportRun) -> None:
-    write_image_mask_pairs(run, "images", "masks")
+    write_image_mask_pairs(run, "images", "masks", tiled_masks=True)
     write_classes(run.out, run.project.classes)
     write_split_lists(run.out, run.done)
 
