@@ -185,12 +185,12 @@ class GigapixelImage:
     def __init__(self, path: str | os.PathLike[str], cache_dir: str | os.PathLike[str] | None = None,
                  mapping: display.DisplayMapping | None = None,
                  progress: ProgressFn | None = None, build: bool = True,
-                 cancelled: CancelCheck | None = None) -> None:
+                 cancelled: CancelCheck | None = None, cache_bytes: int = CACHE_BYTES) -> None:
         self.path = Path(path)
         self.mapping = mapping
         self.closed = False
         self._lock = threading.Lock()
-        self._cache = _SegmentCache(CACHE_BYTES)
+        self._cache = _SegmentCache(cache_bytes)  # 0: a one-pass reader keeps no decoded tiles
         self._files: list[Any] = []
         try:
             self._setup(cache_dir, progress, build, cancelled)

@@ -180,3 +180,75 @@ def test_info_counts_the_chunk_store(project: Project, capsys: pytest.CaptureFix
     assert counts[2] == int((painted == 2).sum())
     assert counts[1] == int((painted == 1).sum()) + 30 * 40
     assert counts.sum() == HEIGHT * WIDTH + 30 * 40
+
+
+def test_masks_export_imports_back_into_a_chunk_store(project: Project, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """`segstudio import --format folders` of the `masks` export: the slide's TIFF mask goes,
+    band by band, into the new project's chunk store (where the app reads it), exactly."""
+    out = tmp_path / "out"
+    export_project(project, "masks", out)
+
+    real = imageio.read_mask_array
+
+    def whole(path: Path) -> tuple[np.ndarray, str]:
+        assert Path(path).name != "slide.tif", "the gigapixel mask was decoded whole"
+        return real(path)
+
+    monkeypatch.setattr(imageio, "read_mask_array", whole)  # what decodes a mask file whole
+    tracemalloc.start()
+    try:
+        assert main(["import", str(tmp_path / "again"), "--format", "folders", str(out)]) == 0
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    monkeypatch.undo()
+    assert peak < 32 * 1024 * 1024, peak / 1e6  # bands of 512 rows (~15 MB measured), not 156 MB
+    again = Project.open(tmp_path / "again")
+    assert {r.id: (r.split, r.status) for r in again.images} == {"slide": ("train", "labeled"),
+                                                                 "small": ("val", "labeled")}
+    assert not again.mask_path("slide").exists()  # no PNG the app would not read
+    store = gigapixel_project.mask_store(again, "slide")
+    original = gigapixel_project.mask_store(project, "slide")
+    assert store.stored_keys() == original.stored_keys()
+    for ky, kx in original.stored_keys():
+        box = Region(ky * 512, kx * 512, min((ky + 1) * 512, HEIGHT), min((kx + 1) * 512, WIDTH))
+        np.testing.assert_array_equal(store.read_region(box), original.read_region(box))
+    assert (again.pixel_counts() == project.pixel_counts()).all()
+    np.testing.assert_array_equal(again.read_mask("small"), np.ones((30, 40), np.uint8))
+
+
+def test_a_gigapixel_mask_with_ids_outside_the_classes_is_skipped(project: Project, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    export_project(project, "masks", out)
+    (out / "classes.json").write_text(json.dumps({"ignore_index": 255, "classes": CLASSES.to_list()[:2]
+                                                  + CLASSES.to_list()[3:]}))  # no class 2
+    from segstudio.core.importers import ImportOptions, import_dataset
+
+    report = import_dataset(tmp_path / "again", "folders", ImportOptions(sources=(out,)))
+    assert report.images == 1 and [Path(p).name for p, _ in report.skipped] == ["slide.tif"]
+    assert "values 2" in report.skipped[0][1]
+    assert not (tmp_path / "again" / "masks" / "slide.zarr").exists()
+
+
+def test_a_png_mask_of_a_gigapixel_image_is_imported_into_chunks(tmp_path: Path) -> None:
+    """Any decoded mask of a gigapixel image goes to its chunk store: a PNG there would never
+    be read by the app (it opens such an image's mask from the store)."""
+    src = tmp_path / "src"
+    (src / "masks").mkdir(parents=True)
+    (src / "images").mkdir()
+    write_pyramid(src / "images" / "tall.tif", 12_500, 600)  # over the gigapixel side, cheap
+    mask = np.zeros((12_500, 600), np.uint8)
+    mask[5000:7000, 100:300] = 1
+    mask[-10:, -10:] = 2
+    imageio.write_mask(src / "masks" / "tall.png", mask, CLASSES)
+    (src / "classes.json").write_text(json.dumps({"ignore_index": 255, "classes": CLASSES.to_list()}))
+    from segstudio.core.importers import ImportOptions, import_dataset
+
+    report = import_dataset(tmp_path / "p", "folders", ImportOptions(
+        images=(src / "images",), masks=(src / "masks",), classes_file=src / "classes.json"))
+    assert report.images == 1 and report.masks == 1 and not report.skipped
+    project = Project.open(tmp_path / "p")
+    assert not project.mask_path("tall").exists()
+    store = gigapixel_project.mask_store(project, "tall")
+    np.testing.assert_array_equal(store.read_region(Region(0, 0, 12_500, 600)), mask)

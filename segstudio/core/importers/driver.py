@@ -18,9 +18,10 @@ from pathlib import Path
 
 import numpy as np
 
-from segstudio.core import gigapixel, imageio, imagery, rasters
+from segstudio.core import gigapixel, gigapixel_project, imageio, imagery, rasters
 from segstudio.core.classes import ClassDef, ClassTable
 from segstudio.core.errors import DatasetImportError, MaskError, SegstudioError
+from segstudio.core.importers import tiled_masks
 from segstudio.core.importers.base import (
     DatasetSource,
     ImportItem,
@@ -86,17 +87,25 @@ class ClassMerger:
         self.added.append(cls.name)
         return new_id
 
-    def to_project(self, mask: SourceMask, source: str) -> np.ndarray:
-        """The mask in project ids; ids the dataset's table does not name are an error."""
-        counts = np.bincount(mask.ids.ravel(), minlength=256)
-        imageio.check_mask_values(mask.ids, mask.classes, source=source)
+    def to_project(self, mask: SourceMask, source: str) -> np.ndarray | tiled_masks.TiledIds:
+        """The mask in project ids; ids the dataset's table does not name are an error. A
+        gigapixel mask read band by band stays so, with the id map attached."""
+        tiled = isinstance(mask.ids, tiled_masks.TiledIds)
+        if tiled:
+            counts = mask.ids.counts
+            tiled_masks.check_counts(counts, mask.classes, source=source)
+        else:
+            counts = np.bincount(mask.ids.ravel(), minlength=256)
+            imageio.check_mask_values(mask.ids, mask.classes, source=source)
         lut = np.arange(256, dtype=np.uint8)
         identity = True
         for value in np.flatnonzero(counts):
             target = self.project_id(mask.classes.by_id(int(value)))
             lut[value] = target
             identity = identity and target == value
-        return mask.ids if identity else lut[mask.ids]
+        if identity:
+            return mask.ids
+        return mask.ids.mapped(lut) if tiled else lut[mask.ids]
 
     def adopt(self, classes: ClassTable) -> None:
         """Merge a whole table up front, so classes no mask uses yet still come in, in order."""
@@ -236,7 +245,22 @@ class _ImportRun:
             image_path = target
         record = self.project.add_image(image_path, split=item.split, info=info, image_id=image_id,
                                         status="labeled" if ids is not None else "unlabeled")
-        if ids is not None:
+        if ids is not None and gigapixel_project.is_gigapixel_record(self.project, record):
+            # The app reads a gigapixel image's mask from its chunk store, never from a PNG.
+            store = gigapixel_project.mask_store(self.project, record)
+            try:
+                self.created.extend(tiled_masks.write_store(store, ids))
+            except OSError as exc:
+                self.project.remove_image(record.id)
+                raise _FatalImportError(_write_failed(store.path, exc)) from exc
+            except BaseException:
+                self.project.remove_image(record.id)
+                raise
+            self.created_dirs.append(store.path)
+            self.masks += 1
+        elif ids is not None:
+            if isinstance(ids, tiled_masks.TiledIds):
+                ids = ids.array()  # an image decoded whole (not a TIFF): its mask is too
             mask_path = self.project.mask_path(record)
             self.created.append(mask_path)
             try:
@@ -257,7 +281,8 @@ class _ImportRun:
             folder = self.project.root / "images"
             self._image_stems = {p.stem for p in folder.iterdir()} if folder.is_dir() else set()
         candidate, n = self.project.unique_id(stem), 2
-        while self.project.mask_path(candidate).exists() or candidate in self._image_stems:
+        while (self.project.mask_path(candidate).exists() or self.project.tiled_mask_path(candidate).exists()
+               or candidate in self._image_stems):
             candidate = self.project.unique_id(f"{stem}~{n}")
             n += 1
         self._image_stems.add(candidate)

@@ -4,6 +4,8 @@ Masks may be grayscale class ids, palette PNGs (index = class id) or RGB colour 
 through the class colours. A root folder can be given instead of --images/--masks: the
 CamVid/SegNet layout (train/ + trainannot/, val/ + valannot/) and segstudio's own `masks`
 export (images/ + masks/ + train.txt ...) are recognised, with classes.json beside them.
+A gigapixel image's single-band TIFF mask (what the `masks` export writes for one) is read
+band by band into the image's chunk store, never decoded whole (tiled_masks.py).
 """
 
 from __future__ import annotations
@@ -15,7 +17,15 @@ from pathlib import Path
 from segstudio.core import imageio
 from segstudio.core.classes import ClassTable
 from segstudio.core.errors import DatasetImportError
-from segstudio.core.importers.base import DatasetSource, ImportItem, ImportOptions, MaskLoader, Skip
+from segstudio.core.importers import tiled_masks
+from segstudio.core.importers.base import (
+    DatasetSource,
+    ImportItem,
+    ImportOptions,
+    MaskLoader,
+    Skip,
+    SourceMask,
+)
 from segstudio.core.importers.common import class_file, list_folder, read_ids_mask
 from segstudio.core.project import SPLITS
 
@@ -150,7 +160,12 @@ def _pair_items(pair: FolderPair, classes: ClassTable | None, infer: bool) -> It
 
 
 def _loader(path: Path, classes: ClassTable | None, infer: bool) -> MaskLoader:
-    return lambda _info: read_ids_mask(path, classes, infer)
+    def load(info: imageio.ImageInfo) -> SourceMask:
+        if tiled_masks.wants_tiles(path, info.height, info.width):  # a gigapixel TIFF mask: by bands
+            return tiled_masks.read_tiled_ids_mask(path, classes, infer)
+        return read_ids_mask(path, classes, infer)
+
+    return load
 
 
 def _suffixes() -> str:
