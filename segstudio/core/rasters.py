@@ -261,8 +261,9 @@ def write_class_geotiff(path: str | Path, mask: np.ndarray, palette: np.ndarray,
                      colormap=class_colormap(palette), compression="zlib", extratags=extratags, metadata=None)
 
 
-# (height, width) of a level and its tiles, row-major, each tile x tile (edge ones padded).
-TiledLevel = tuple[tuple[int, int], Iterable[np.ndarray]]
+# (height, width) of a level and its tiles, row-major, each tile x tile (edge ones padded):
+# arrays, or all of them as their zlib-deflated bytes.
+TiledLevel = tuple[tuple[int, int], Iterable[np.ndarray] | Iterable[bytes]]
 
 
 def write_tiled_class_geotiff(target: str | Path | IO[bytes], levels: Sequence[TiledLevel], palette: np.ndarray,

@@ -13,6 +13,7 @@ saved chunk store; everything else keeps the whole-array path of core/exporters/
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from segstudio.core.region import Region
 from segstudio.core.tiled_mask import TiledMaskStore
 
 TILE = 512
+ZLIB_LEVEL = 6  # zlib's default: class ids deflate to a few percent; the blank tile is encoded once
 WAY = "--format geotiff"  # the export that takes any gigapixel mask
 
 # Why a format leaves a gigapixel mask out, after "a WxH gigapixel mask ".
@@ -66,13 +68,23 @@ def _pad(block: np.ndarray, fill: int) -> np.ndarray:
     return padded
 
 
-def full_tiles(store: TiledMaskStore, classes: ClassTable) -> Iterator[np.ndarray]:
+def _any_stored(stored: set[tuple[int, int]], chunk: int, box: Region) -> bool:
+    return any((cy, cx) in stored for cy in range(box.y0 // chunk, -(-box.y1 // chunk))
+               for cx in range(box.x0 // chunk, -(-box.x1 // chunk)))
+
+
+def full_tiles(store: TiledMaskStore, classes: ClassTable) -> Iterator[np.ndarray | None]:
     """The mask's tiles, row-major, each read from the chunks under it and its class ids
-    checked (an id the project does not know stops the export of this image)."""
+    checked (an id the project does not know stops the export of this image); None for a
+    tile over no stored chunk (all unlabelled: nothing to read)."""
     height, width = store.shape
+    stored = set(store.stored_keys())
     for y in range(0, height, TILE):
         for x in range(0, width, TILE):
             box = Region(y, x, min(y + TILE, height), min(x + TILE, width))
+            if not _any_stored(stored, store.chunk, box):
+                yield None
+                continue
             block = store.read_region(box)
             imageio.check_mask_values(block, classes, source=f"{store.path} at x {x}, y {y}")
             yield _pad(block, store.fill)
@@ -87,9 +99,10 @@ def overview_sizes(height: int, width: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def overview_tiles(store: TiledMaskStore, stride: int) -> Iterator[np.ndarray]:
+def overview_tiles(store: TiledMaskStore, stride: int) -> Iterator[np.ndarray | None]:
     """Tiles of the mask at 1/stride: pixel (y, x) is the mask's (y*stride, x*stride), the
-    nearest class id (never a blend of ids). Only stored chunks are read, each once."""
+    nearest class id (never a blend of ids). Only stored chunks are read, each once per
+    level; None for a tile over none."""
     height, width = store.shape
     h, w = -(-height // stride), -(-width // stride)
     c = store.chunk
@@ -97,7 +110,7 @@ def overview_tiles(store: TiledMaskStore, stride: int) -> Iterator[np.ndarray]:
     span = TILE * stride  # mask pixels under one overview tile
     for ty in range(-(-h // TILE)):
         for tx in range(-(-w // TILE)):
-            tile = np.full((TILE, TILE), store.fill, dtype=np.uint8)
+            tile = None
             y0, x0 = ty * span, tx * span
             y1, x1 = min(y0 + span, height), min(x0 + span, width)
             for cy in range(y0 // c, -(-y1 // c)):
@@ -111,8 +124,18 @@ def overview_tiles(store: TiledMaskStore, stride: int) -> Iterator[np.ndarray]:
                         continue
                     part = store.read_region(box)[fy - box.y0::stride, fx - box.x0::stride]
                     ly, lx = fy // stride - ty * TILE, fx // stride - tx * TILE
+                    if tile is None:
+                        tile = np.full((TILE, TILE), store.fill, dtype=np.uint8)
                     tile[ly:ly + part.shape[0], lx:lx + part.shape[1]] = part
             yield tile
+
+
+def _encoded(tiles: Iterator[np.ndarray | None], fill: int) -> Iterator[bytes]:
+    """Each tile deflated as the TIFF stores it; the all-unlabelled tile (most of a big,
+    sparsely painted mask) is encoded once and its bytes written again."""
+    blank = zlib.compress(np.full((TILE, TILE), fill, dtype=np.uint8).tobytes(), ZLIB_LEVEL)
+    for tile in tiles:
+        yield blank if tile is None else zlib.compress(np.ascontiguousarray(tile).tobytes(), ZLIB_LEVEL)
 
 
 def write_tiled_mask(path: Path, store: TiledMaskStore, classes: ClassTable,
@@ -120,9 +143,10 @@ def write_tiled_mask(path: Path, store: TiledMaskStore, classes: ClassTable,
     """The store as a tiled single-band class-id TIFF at `path` (atomically: a failure
     leaves no file), with the class colours as its colour map and `extratags` (geo tags)."""
     height, width = store.shape
-    levels: list[rasters.TiledLevel] = [((height, width), full_tiles(store, classes))]
+    levels: list[rasters.TiledLevel] = [((height, width), _encoded(full_tiles(store, classes), store.fill))]
     if overviews:
-        levels += [((h, w), overview_tiles(store, stride)) for stride, h, w in overview_sizes(height, width)]
+        levels += [((h, w), _encoded(overview_tiles(store, stride), store.fill))
+                   for stride, h, w in overview_sizes(height, width)]
     atomic_write_with(path, lambda handle: rasters.write_tiled_class_geotiff(
         handle, levels, classes.color_lut(), extratags or [], tile=TILE))
 
