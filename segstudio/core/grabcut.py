@@ -45,7 +45,8 @@ def _rgb8(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _normalise_box(box: Sequence[float]) -> Region:
+def box_region(box: Sequence[float]) -> Region:
+    """The pixels a box (x0, y0, x1, y1) in image coordinates covers (EMPTY if not finite)."""
     x0, y0, x1, y1 = (float(v) for v in box)
     if not all(math.isfinite(v) for v in (x0, y0, x1, y1)):
         return EMPTY
@@ -60,6 +61,9 @@ def _normalise_box(box: Sequence[float]) -> Region:
 def _grabcut_frame(crop: Region) -> float:
     """Scale at which GrabCut works on this crop (1.0, or less for big crops)."""
     return min(1.0, math.sqrt(MAX_PIXELS / max(1, crop.area)))
+
+
+GRABCUT_SEED = 12345
 
 
 def _run_grabcut(
@@ -84,6 +88,9 @@ def _run_grabcut(
     bgd = np.zeros((1, 65), np.float64)
     fgd = np.zeros((1, 65), np.float64)
     mode = cv2.GC_INIT_WITH_RECT if rect is not None else cv2.GC_INIT_WITH_MASK
+    # GrabCut seeds its colour models with k-means from OpenCV's (per-thread) random state:
+    # a fixed seed gives the same answer for the same box every time.
+    cv2.setRNGSeed(GRABCUT_SEED)
     try:
         cv2.grabCut(patch, gc_mask, rect, bgd, fgd, max(1, int(iterations)), mode)
     except cv2.error as exc:
@@ -114,7 +121,7 @@ def box_selection(
     so the cost follows the box, not the image.
     """
     height, width = image.shape[:2]
-    inner = _normalise_box(box).clip(height, width)
+    inner = box_region(box).clip(height, width)
     if inner.height < 2 or inner.width < 2:
         return None
     pad = margin if margin is not None else max(16, max(inner.height, inner.width) // 4)
@@ -169,7 +176,7 @@ def scribble_selection(
     """
     height, width = image.shape[:2]
     fg_lines, bg_lines = _scribble_lines(fg_points), _scribble_lines(bg_points)
-    inner = _normalise_box(box).clip(height, width) if box is not None else EMPTY
+    inner = box_region(box).clip(height, width) if box is not None else EMPTY
     if not fg_lines and inner.empty:
         return None
     if inner.empty:

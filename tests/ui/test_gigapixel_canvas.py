@@ -160,3 +160,55 @@ def test_fill_stays_within_a_window_around_the_click(canvas: Canvas, slide: Path
     canvas.flush()
     grid = layer.pyramid.level(0)
     assert all((t.buffer == 0xFF000000).all() for t in grid._tiles.values()) and grid.materialised
+
+
+def _pointer(x: float, y: float, button: Qt.MouseButton = Qt.MouseButton.LeftButton):  # noqa: ANN202
+    from segstudio.ui.annotate.canvas_tools import Pointer
+
+    return Pointer(x, y, 0.0, 0.0, button, Qt.KeyboardModifier.NoModifier)
+
+
+def test_wand_and_grabcut_on_a_tiled_image_equal_the_whole_image(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
+    """A gigapixel image has no whole array: wand and GrabCut read a window around the
+    click, box or scribbles from the file. They must paint exactly what they paint on the
+    same picture held whole (the window holds everything they look at)."""
+    h, w = 3_000, 2_600
+    path = write_pyramid(tmp_path / "slide.tif", h, w)
+    whole = expected(0, 256, 0, h, 0, w)
+    results = []
+    with GigapixelImage(path) as image:
+        for pixels in (whole, image):
+            canvas = Canvas()
+            qtbot.addWidget(canvas)
+            doc = MaskDocument(allocate(h, w, fill=CLASSES.unlabeled_id), CLASSES)
+            canvas.set_document(pixels, doc)
+            assert (canvas.image is None) == (pixels is image)
+            canvas.set_active_class(1)
+            canvas.set_tool("wand")
+            canvas.set_wand_tolerance(60)
+            canvas._tool.press(_pointer(1_234.4, 777.6))
+            after_wand = doc.mask.copy()
+            canvas.set_active_class(2)
+            canvas.set_tool("box_select")
+            box = canvas._tool
+            box.press(_pointer(2_000, 2_500))
+            box.move(_pointer(2_300, 2_700), Qt.MouseButton.LeftButton)
+            box.release(_pointer(2_300, 2_700))
+            after_box = doc.mask.copy()
+            canvas.set_tool("scribble")
+            scribble = canvas._tool
+            scribble.press(_pointer(400, 2_000))
+            scribble.move(_pointer(460, 2_040), Qt.MouseButton.LeftButton)
+            scribble.release(_pointer(460, 2_040))
+            scribble.press(_pointer(300, 1_900, Qt.MouseButton.RightButton))
+            scribble.move(_pointer(320, 2_150), Qt.MouseButton.RightButton)
+            scribble.release(_pointer(320, 2_150))
+            scribble.commit()
+            results.append((after_wand, after_box, doc.mask.copy(), doc.can_undo))
+            canvas.set_document(None, None)
+    (wand_a, box_a, scribble_a, undo_a), (wand_b, box_b, scribble_b, undo_b) = results
+    unlabeled = CLASSES.unlabeled_id
+    assert (wand_a == 1).sum() > 50 and np.array_equal(wand_a, wand_b)
+    assert ((box_a == 2) & (wand_a != 2)).sum() > 1000 and np.array_equal(box_a, box_b)
+    assert ((scribble_a == 2) & (box_a != 2)).sum() > 100 and np.array_equal(scribble_a, scribble_b)
+    assert undo_a and undo_b and (scribble_b != unlabeled).sum() == (scribble_a != unlabeled).sum()

@@ -114,6 +114,13 @@ class Canvas(QGraphicsView):
         return self._image
 
     @property
+    def pixel_source(self) -> RegionSource | None:
+        """A gigapixel image's reader, for tools that read a window of it (None when the
+        image is an ordinary array, which `image` holds whole)."""
+        layer = self._image_layer
+        return None if layer is None or self._image is not None else layer.region_source
+
+    @property
     def active_class(self) -> int:
         return self._active_class
 

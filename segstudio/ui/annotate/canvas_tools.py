@@ -18,8 +18,11 @@ import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt
 from PySide6.QtGui import QColor, QPainter, QPainterPath, QPen, QPolygonF
 
+from segstudio.core import grabcut
 from segstudio.core import tools as core_tools
 from segstudio.core.errors import SegstudioError
+from segstudio.core.grabcut import Selection, box_region
+from segstudio.core.region import Region
 
 if TYPE_CHECKING:
     from segstudio.core.mask_document import MaskDocument
@@ -29,6 +32,7 @@ TOOL_NAMES = (
 )
 MIN_BRUSH, MAX_BRUSH = 1, 500
 GIGAPIXEL_FILL_WINDOW = 4096  # side of the square a fill on a gigapixel image stays within
+GIGAPIXEL_WAND_WINDOW = 2048  # side of the square of pixels a wand on one reads from the file
 FG_COLOR = QColor(40, 220, 60)
 BG_COLOR = QColor(230, 40, 40)
 
@@ -51,6 +55,36 @@ class Pointer:
     @property
     def iy(self) -> int:
         return int(math.floor(self.y))
+
+
+def _smart_pixels(host: ToolHost, around: Region) -> tuple[np.ndarray, int, int] | None:
+    """The pixels a smart tool (wand, GrabCut) works on and where they sit in the image: the
+    whole array of an ordinary image, or for a gigapixel image (read by tiles, no whole
+    array) just the box `around` read from its file at full resolution. None: no image."""
+    if host.image is not None:
+        return host.image, 0, 0
+    source, doc = getattr(host, "pixel_source", None), host.document
+    if source is None or doc is None:
+        return None
+    box = around.clip(*doc.shape)
+    if box.empty:
+        return None
+    return source.read_scaled(0, box), box.y0, box.x0
+
+
+def _points_span(lines: list[list[tuple[float, float]]]) -> tuple[float, float, float, float]:
+    """(x0, y0, x1, y1) around every point of some scribbles, the last pixel included."""
+    xs = [x for line in lines for x, _ in line]
+    ys = [y for line in lines for _, y in line]
+    return (min(xs), min(ys), max(xs) + 1, max(ys) + 1)
+
+
+def _apply_found(doc: MaskDocument, label: str, select: Callable[[], Selection | None], dy: int, dx: int,
+                 value: int, protect: bool) -> None:
+    """Run a selection on a window of the image and paint it at the window's place."""
+    found = select()
+    if found is not None:
+        core_tools.apply_selection(doc, label, Selection(found.region.shifted(dy, dx), found.where), value, protect)
 
 
 class ToolHost(Protocol):
@@ -274,12 +308,21 @@ class WandTool(Tool):
 
     def press(self, p: Pointer) -> None:
         doc, image = self.host.document, self.host.image
-        if doc is None or image is None or p.button != Qt.MouseButton.LeftButton or not _inside(doc, p):
+        if doc is None or p.button != Qt.MouseButton.LeftButton or not _inside(doc, p):
             return
-        self._one_shot(
-            core_tools.magic_wand,
-            doc, image, p.ix, p.iy, float(self.host.wand_tolerance), self._value(), self.host.protect,
-        )
+        tolerance = float(self.host.wand_tolerance)
+        if image is not None:
+            self._one_shot(core_tools.magic_wand, doc, image, p.ix, p.iy, tolerance, self._value(), self.host.protect)
+            return
+        # A gigapixel image: the region grows within a window read around the click.
+        half = GIGAPIXEL_WAND_WINDOW // 2
+        found = _smart_pixels(self.host, Region(int(p.iy) - half, int(p.ix) - half, int(p.iy) + half, int(p.ix) + half))
+        if found is None:
+            return
+        pixels, dy, dx = found
+        self._one_shot(_apply_found, doc, "Magic wand",
+                       lambda: core_tools.magic_wand_select(pixels, p.ix - dx, p.iy - dy, tolerance),
+                       dy, dx, self._value(), self.host.protect)
 
 
 class PickerTool(Tool):
@@ -460,12 +503,23 @@ class BoxSelectTool(Tool):
         self.start = self.end = None
         doc, image = self.host.document, self.host.image
         self.host.request_repaint()
-        if doc is None or image is None:
+        if doc is None:
             return
         if rect.width() < self.MIN_SIDE or rect.height() < self.MIN_SIDE:
             return  # a click, not a box
         box = (rect.left(), rect.top(), rect.right(), rect.bottom())
-        self._one_shot(core_tools.grabcut_box, doc, image, box, self._value(), self.host.protect)
+        if image is not None:
+            self._one_shot(core_tools.grabcut_box, doc, image, box, self._value(), self.host.protect)
+            return
+        # A gigapixel image: GrabCut reads the box and the margin it looks at around it.
+        inner = box_region(box)
+        found = _smart_pixels(self.host, inner.padded(max(16, max(inner.height, inner.width) // 4)))
+        if found is None:
+            return
+        pixels, dy, dx = found
+        local = (box[0] - dx, box[1] - dy, box[2] - dx, box[3] - dy)
+        self._one_shot(_apply_found, doc, "GrabCut", lambda: grabcut.box_selection(pixels, local),
+                       dy, dx, self._value(), self.host.protect)
 
     def cancel(self) -> None:
         self.start = self.end = None
@@ -524,11 +578,24 @@ class ScribbleTool(Tool):
         fg, bg = [list(x) for x in self.fg], [list(x) for x in self.bg]
         self.fg, self.bg, self._current = [], [], None
         self.host.request_repaint()
-        if doc is None or image is None or not fg:
+        if doc is None or not fg:
             return
-        self._one_shot(
-            core_tools.grabcut_scribbles, doc, image, fg, bg, self._value(), None, self.host.protect
-        )
+        if image is not None:
+            self._one_shot(
+                core_tools.grabcut_scribbles, doc, image, fg, bg, self._value(), None, self.host.protect
+            )
+            return
+        # A gigapixel image: GrabCut reads the scribbles' span and the margin it looks at.
+        span = box_region(_points_span(fg + bg))
+        found = _smart_pixels(self.host, span.padded(max(16, max(span.height, span.width) // 2)))
+        if found is None:
+            return
+        pixels, dy, dx = found
+        fg_local = [[(x - dx, y - dy) for x, y in line] for line in fg]
+        bg_local = [[(x - dx, y - dy) for x, y in line] for line in bg]
+        self._one_shot(_apply_found, doc, "GrabCut",
+                       lambda: grabcut.scribble_selection(pixels, fg_local, bg_local),
+                       dy, dx, self._value(), self.host.protect)
 
     def cancel(self) -> None:
         self.fg, self.bg, self._current = [], [], None
