@@ -4,14 +4,15 @@ with augmentation and an in-memory cache, loaders and class weights.
 Images with status labeled or reviewed train; the val split validates, or, when a project
 has none, a deterministic 15% holdout of the training images (chosen by a hash of the
 image id, so adding images never reshuffles earlier choices). Images of the `unassigned`
-split train too: a user who never assigned splits still gets a model.
+split train too: a user who never assigned splits still gets a model. A gigapixel image
+trains and validates on crops read box by box, never decoded whole (engine/gigapixel_data.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,9 +23,11 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 
 from segstudio.core import gigapixel_project
 from segstudio.core.classes import ClassTable, Color
-from segstudio.core.errors import TrainingError
+from segstudio.core.errors import SegstudioError, TrainingError
 from segstudio.core.project import ImageRecord, Project
+from segstudio.core.region import Region
 from segstudio.core.vocabulary import TRAIN_SPLITS, TRAINING_STATUSES
+from segstudio.engine import gigapixel_data
 from segstudio.engine.augment import pad_to_multiple
 from segstudio.engine.metrics import IGNORE_INDEX
 
@@ -117,18 +120,24 @@ class TrainData:
 
 
 def _labelled(project: Project, splits: Sequence[str]) -> tuple[list[ImageRecord], list[str]]:
-    records, missing, gigapixel = [], [], []
+    records, missing, unlabelled = [], [], []
     for split in splits:
         for rec in project.images_where(split=split, statuses=TRAINING_STATUSES):
             if gigapixel_project.is_gigapixel_record(project, rec):
-                gigapixel.append(rec)  # would be decoded whole below: not trained on yet
+                # sampled by crops (engine/gigapixel_data.py): only where its mask has chunks
+                if not gigapixel_project.has_tiled_mask(project, rec):
+                    missing.append(rec)
+                elif not gigapixel_data.labelled_keys(project, rec):
+                    unlabelled.append(rec)
+                else:
+                    records.append(rec)
                 continue
             (records if project.has_mask(rec) else missing).append(rec)
     notes = []
-    if gigapixel:
+    if unlabelled:
         notes.append(
-            f"{len(gigapixel)} gigapixel image(s) are left out (e.g. {gigapixel[0].id}): training "
-            "on random crops of tiled images is not built yet; label crops saved as ordinary images"
+            f"{len(unlabelled)} gigapixel image(s) marked labelled have no labelled pixels and are left "
+            f"out (e.g. {unlabelled[0].id}); paint some labels on them or set their status back"
         )
     if missing:
         notes.append(
@@ -173,20 +182,51 @@ def eval_records(project: Project, split: str) -> list[ImageRecord]:
 
 # -- decoded samples --------------------------------------------------------------------------
 class ImageStore:
-    """(image RGB uint8, mask in model ids) pairs, decoded once into memory when they fit."""
+    """(image, mask in model ids) samples: an ordinary image is one sample, decoded once into
+    memory when the images fit `cache_mb` (uint8 RGB for a photo project; the model's bands
+    as float32 raw values otherwise).
+
+    A gigapixel image is never decoded whole and never cached: it gives crops read box by
+    box (engine/gigapixel_data.py). With `crops="random"` (training) it is `epoch_crops`
+    samples, each a window of `window` (h, w) drawn anew on every read, mostly over its
+    labelled chunks; with "fixed" (validation, eval) the boxes of its labelled chunks, the
+    same every time. `sizes` are the samples' sizes, `extents` the images' own.
+    """
 
     def __init__(self, project: Project, records: Sequence[ImageRecord], mapping: ClassMapping,
-                 cache_mb: float = DEFAULT_CACHE_MB, threads: int = 4) -> None:
+                 cache_mb: float = DEFAULT_CACHE_MB, threads: int = 4, *, crops: str = "fixed",
+                 window: tuple[int, int] = (512, 512)) -> None:
+        if crops not in ("fixed", "random"):
+            raise ValueError(f"crops must be 'fixed' or 'random', not {crops!r}")
         self.project = project
         self.records = list(records)
         self.lut = mapping.to_model_lut()
-        self.sizes = [self._size(rec) for rec in self.records]
-        need_mb = sum(h * w * 4 for h, w in self.sizes) / 2**20
+        self.crops = crops
+        self.window = (int(window[0]), int(window[1]))  # the trainer sets it to its crop
+        self._gigapixel = {index: gigapixel_data.GigapixelSource(project, rec, self.lut)
+                           for index, rec in enumerate(self.records)
+                           if gigapixel_project.is_gigapixel_record(project, rec)}
+        self._images = gigapixel_data.OpenImages(project)
+        self.extents = [self._size(rec) for rec in self.records]
+        # (record index, fixed box or None: the whole image, or a random window)
+        self.items: list[tuple[int, Region | None]] = []
+        for index in range(len(self.records)):
+            source = self._gigapixel.get(index)
+            if source is None:
+                self.items.append((index, None))
+            elif crops == "random":
+                self.items += [(index, None)] * source.epoch_crops()
+            else:
+                self.items += [(index, box) for box in source.fixed_boxes()]
+        ordinary = [i for i in range(len(self.records)) if i not in self._gigapixel]
+        need_mb = sum(self.extents[i][0] * self.extents[i][1] * 4 for i in ordinary) / 2**20
         self.cached = need_mb <= cache_mb
-        self._cache: list[tuple[np.ndarray, np.ndarray]] | None = None
-        if self.cached and self.records:
+        self._cache: list[tuple[np.ndarray, np.ndarray] | None] | None = None
+        if self.cached and ordinary:
+            self._cache = [None] * len(self.records)
             with ThreadPoolExecutor(max_workers=max(1, threads)) as pool:  # cv2 decodes without the GIL
-                self._cache = list(pool.map(self._read, range(len(self.records))))
+                for index, pair in zip(ordinary, pool.map(self._read, ordinary)):
+                    self._cache[index] = pair
 
     def _size(self, rec: ImageRecord) -> tuple[int, int]:
         if rec.width > 0 and rec.height > 0:
@@ -206,20 +246,61 @@ class ImageStore:
                                 f"{mask.shape[1]}x{mask.shape[0]}; fix or delete the mask")
         return image, self.lut[mask]
 
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+    def _whole(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """An ordinary image by record index, from the cache when it is there."""
         if self._cache is not None:
-            return self._cache[index]
+            pair = self._cache[index]
+            if pair is not None:
+                return pair
         return self._read(index)
 
+    def _crop(self, index: int, box: Region) -> tuple[np.ndarray, np.ndarray]:
+        source = self._gigapixel[index]
+        try:
+            return source.read(self._images.get(source.record), box)
+        except SegstudioError as exc:
+            raise TrainingError(f"image {source.record.id} could not be read at rows {box.y0}-{box.y1}, "
+                                f"columns {box.x0}-{box.x1} ({exc}); restore the file, or set the image's "
+                                "status back to leave it out of training") from exc
+
+    @property
+    def sizes(self) -> list[tuple[int, int]]:
+        out = []
+        for index, box in self.items:
+            if box is not None:
+                out.append(box.shape)
+            elif index in self._gigapixel:
+                out.append(self._gigapixel[index].window(self.window))
+            else:
+                out.append(self.extents[index])
+        return out
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        record_index, box = self.items[index]
+        source = self._gigapixel.get(record_index)
+        if source is None:
+            return self._whole(record_index)
+        return self._crop(record_index, box if box is not None else source.random_box(self.window))
+
+    def _statistics_images(self) -> Iterator[np.ndarray]:
+        """Every ordinary image whole, and each gigapixel image's fixed crops (bounded)."""
+        for index in range(len(self.records)):
+            source = self._gigapixel.get(index)
+            if source is None:
+                yield self._whole(index)[0]
+            else:
+                for box in source.fixed_boxes():
+                    yield self._crop(index, box)[0]
+
     def channel_statistics(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
-        """Per band mean and standard deviation over every pixel of these images (float64
-        sums), for the fixed normalisation of a model over non-photo bands."""
+        """Per band mean and standard deviation over every pixel of these images (a gigapixel
+        image: over its fixed crops) with float64 sums, for the fixed normalisation of a model
+        over non-photo bands."""
         total, square, count = None, None, 0
-        for index in range(len(self)):
-            image = self[index][0]
+        for image in self._statistics_images():
             bands = image.reshape(-1, image.shape[2] if image.ndim == 3 else 1).astype(np.float64)
             total = bands.sum(axis=0) + (0.0 if total is None else total)
             square = (bands * bands).sum(axis=0) + (0.0 if square is None else square)
@@ -232,15 +313,24 @@ class ImageStore:
         return tuple(float(v) for v in mean), tuple(float(v) for v in std)
 
     def pixel_counts(self, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-        """Per class: pixel count, and pixel count of the images where the class occurs."""
+        """Per class: pixel count, and pixel count of the images where the class occurs (a
+        gigapixel image counted from its mask's stored chunks, never read whole)."""
         counts = np.zeros(num_classes, dtype=np.int64)
         present_total = np.zeros(num_classes, dtype=np.int64)
-        for index in range(len(self)):
-            mask = self[index][1]
-            hist = np.bincount(mask.ravel(), minlength=256)[:num_classes]
+        for index in range(len(self.records)):
+            source = self._gigapixel.get(index)
+            if source is None:
+                mask = self._whole(index)[1]
+                hist = np.bincount(mask.ravel(), minlength=256)[:num_classes]
+            else:
+                hist = source.class_counts(num_classes)
             counts += hist
             present_total[hist > 0] += int(hist.sum())
         return counts, present_total
+
+    def close(self) -> None:
+        """Close the gigapixel files this process opened (they reopen on the next read)."""
+        self._images.close()
 
 
 def median_frequency_weights(store: ImageStore, num_classes: int) -> list[float]:

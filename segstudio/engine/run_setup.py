@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from segstudio.core import channels
+from segstudio.core import channels, gigapixel_project
 from segstudio.core.errors import SegstudioError, TrainingError
 from segstudio.core.project import ImageRecord, Project
 from segstudio.engine import checkpoint as ckpt
@@ -65,8 +65,10 @@ def mask_signature(project: Project, records: Sequence[ImageRecord]) -> Signatur
     """Which images train, and the state of their mask files: changes when a mask is saved."""
     out = []
     for rec in records:
+        # a tiled mask's folder changes its modification time whenever a chunk file is replaced
+        tiled = gigapixel_project.is_gigapixel_record(project, rec)
         try:
-            st = project.mask_path(rec).stat()
+            st = (project.tiled_mask_path(rec) if tiled else project.mask_path(rec)).stat()
             out.append((rec.id, st.st_mtime_ns, st.st_size))
         except FileNotFoundError:
             out.append((rec.id, 0, 0))
@@ -234,11 +236,12 @@ def build_setup(config: TrainConfig, data: TrainData) -> tuple[RunSetup, TrainFe
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
     seed_everything(config.seed + dist.rank)
-    train_store = ImageStore(data.project, data.train, data.mapping, config.cache_mb, _threads(device))
+    train_store = ImageStore(data.project, data.train, data.mapping, config.cache_mb, _threads(device),
+                             crops="random")
     val_store = ImageStore(data.project, data.val, data.mapping, config.cache_mb, _threads(device))
     signature = mask_signature(data.project, data.train)
     memory = torch.cuda.get_device_properties(device).total_memory / 2**20 if device.type == "cuda" else None
-    cfg = resolve_config(config, device.type, len(data.train), dist.world_size,
+    cfg = resolve_config(config, device.type, len(train_store), dist.world_size,  # gigapixel: its crops
                          default_workers(device, train_store.cached), memory)
 
     mean, std, bands, band_names = input_normalisation(data.project, train_store)
@@ -259,7 +262,8 @@ def build_setup(config: TrainConfig, data: TrainData) -> tuple[RunSetup, TrainFe
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
 
-    crop = crop_for(train_store.sizes, int(cfg.crop_size or 256), divisor)
+    crop = crop_for(train_store.extents, int(cfg.crop_size or 256), divisor)
+    train_store.window = crop  # gigapixel images give windows of the crop itself
     transform = make_train_transform(cfg, crop, train_store, data.mapping.num_classes, photo=not bands)
     transform.set_random_seed(cfg.seed + dist.rank)
     batch = int(cfg.batch_size or 1)
@@ -318,7 +322,8 @@ def refreshed_feed(setup: RunSetup, data: TrainData, feed: TrainFeed, emit: Emit
         signature = mask_signature(project, records)
         if signature == feed.signature:
             return feed
-        store = ImageStore(project, records, data.mapping, setup.config.cache_mb, _threads(setup.device))
+        store = ImageStore(project, records, data.mapping, setup.config.cache_mb, _threads(setup.device),
+                           crops="random", window=setup.crop)
     except SegstudioError as exc:
         emit("warning", message=f"kept the current training images: {exc}")
         return feed

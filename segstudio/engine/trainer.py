@@ -1,7 +1,7 @@
 """`fit`: train a model on a project's labelled images, reporting events as it goes.
 
 One epoch = every training image once (repeated up to --min-epoch-steps), as augmented
-random crops. After an epoch the validation images are scored (whole images, padded, no
+random crops; a gigapixel image counts as its share of crops read box by box (gigapixel_data.py). After an epoch the validation images are scored (whole images, padded, no
 crop) through one confusion matrix: when the cadence allows (cadence.py, --val-share), on a
 fixed subset when the split is larger than --val-subset; the last epoch always, on the whole
 split, and a best found on the subset is re-scored on the whole split before the end. The
