@@ -25,7 +25,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict = subparsers.add_parser(
         "predict",
         help="segment images with a model file (folder, .safetensors or .onnx)",
-        description="Predict masks for images. INPUT may be image files or folders of images.",
+        description="Predict masks for images. INPUT may be image files or folders of images. "
+                    "Gigapixel TIFFs (a side over 12,000 px) are predicted block by block with "
+                    "bounded memory into tiled TIFF masks with the source's georeferencing.",
     )
     predict.add_argument("--model", "-m", required=True, help="model folder, its config.json / model.safetensors, or a .onnx file")
     predict.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders")
@@ -120,8 +122,51 @@ def make_predictor(args: argparse.Namespace) -> object:
     return predictor
 
 
+def is_gigapixel_file(path: Path) -> bool:
+    """A TIFF the app reads by tiles (core/gigapixel.py): predicted block by block."""
+    from segstudio.core import gigapixel, rasters
+    from segstudio.core.errors import SegstudioError
+
+    if not rasters.is_tiff(path):
+        return False
+    try:
+        info = rasters.read_tiff_info(path)
+    except SegstudioError:
+        return False  # the ordinary read below names the file's problem
+    return gigapixel.is_gigapixel(info.height, info.width)
+
+
+def predict_gigapixel_file(predictor: object, path: Path, target: Path) -> None:
+    """A gigapixel image block by block into a tiled class-id TIFF at `target` (the model's
+    class colours, the source's georeferencing, overviews): memory follows one block."""
+    import shutil
+    import tempfile
+
+    from segstudio.core import rasters
+    from segstudio.core.exporters.tiled import write_tiled_mask
+    from segstudio.core.gigapixel import GigapixelImage
+    from segstudio.core.tiled_mask import TiledMaskStore
+    from segstudio.engine.tiled_predict import block_for, predict_gigapixel
+
+    classes = predictor.config.classes  # type: ignore[attr-defined]
+    staging = Path(tempfile.mkdtemp(prefix=f".{path.stem}.", suffix=".zarr", dir=target.parent))
+    try:
+        with GigapixelImage(path) as image:
+            store = TiledMaskStore(staging, image.shape, fill=classes.unlabeled_id)
+
+            def step(done: int, total: int) -> None:
+                log.info("%s: block %d of %d", path.name, done, total)
+
+            result = predict_gigapixel(predictor, image, store, block=block_for(predictor), progress=step)  # type: ignore[arg-type]
+        write_tiled_mask(target, store, classes, rasters.geo_tags(path))
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    log.info("%s -> %s (%d blocks, mean entropy %.3f)", path.name, target.name, result.blocks, result.mean_entropy)
+
+
 def predict_files(predictor: object, paths: Sequence[Path], out: Path, fmt: str = "masks") -> list[Path]:
-    """Predict each image file and write `fmt` files named after it into `out`; the paths."""
+    """Predict each image file and write `fmt` files named after it into `out`; the paths.
+    Gigapixel TIFFs are predicted block by block into tiled TIFF masks (`masks` only)."""
     import numpy as np
 
     from segstudio.core.imageio import (
@@ -135,11 +180,20 @@ def predict_files(predictor: object, paths: Sequence[Path], out: Path, fmt: str 
 
     out.mkdir(parents=True, exist_ok=True)
     classes = predictor.config.classes  # type: ignore[attr-defined]
+    huge = {path for path in paths if is_gigapixel_file(path)}
+    if huge and fmt != "masks":
+        raise ModelError(f"{sorted(huge)[0]} is a gigapixel image: it is predicted block by block into a "
+                         f"tiled TIFF mask, which only --format masks writes; run it with --format masks")
     written = []
     for path, name in zip(paths, _output_names(paths, ".npy" if fmt == "prob" else ".png")):
+        target = out / name
+        if path in huge:
+            target = target.with_suffix(".tif")
+            predict_gigapixel_file(predictor, path, target)
+            written.append(target)
+            continue
         raw = read_image_raw(path)  # the model takes its own view: RGB8, or its raw bands
         result = predictor.predict(raw)  # type: ignore[attr-defined]
-        target = out / name
         if fmt == "masks":
             write_mask(target, result.mask, classes)
         elif fmt == "color":

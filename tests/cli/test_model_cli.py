@@ -128,3 +128,41 @@ def test_export_bundle_and_errors(tmp_path: Path, model_dir: Path, capsys: pytes
     assert main(["predict", "--model", str(tmp_path / "missing"), str(model_dir / "config.json"),
                  "--out", str(tmp_path / "o")]) == 2
     assert "not found" in capsys.readouterr().err
+
+
+def test_predict_a_gigapixel_geotiff_block_by_block(tmp_path: Path, model_dir: Path, classes: ClassTable,
+                                                     capsys: pytest.CaptureFixture[str]) -> None:
+    """A TIFF over the gigapixel side is never decoded whole: `predict` runs it block by block
+    into a tiled class-id TIFF that keeps the source's georeferencing (a GIS lays it in place)."""
+    import sys
+
+    import tifffile
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+    from gigapixel_builders import write_pyramid
+    from imagery_builders import ORIGIN, geo_extratags
+
+    from segstudio.core.gigapixel import GigapixelImage
+    from segstudio.core.tiled_mask import TiledMaskStore
+    from segstudio.engine.inference import load_predictor
+    from segstudio.engine.tiled_predict import block_for, predict_gigapixel
+
+    source = write_pyramid(tmp_path / "strip.tif", 12_100, 256, extratags=geo_extratags())
+    out = tmp_path / "out"
+    assert main(["predict", "--model", str(model_dir), str(source), "--out", str(out), "--device", "cpu"]) == 0
+    assert "wrote 1 masks file(s)" in capsys.readouterr().out
+    assert sorted(p.name for p in out.iterdir()) == ["strip.tif"]  # the staging store is gone
+
+    predictor = load_predictor(model_dir, device="cpu")
+    store = TiledMaskStore(tmp_path / "direct.zarr", (12_100, 256), fill=classes.unlabeled_id)
+    with GigapixelImage(source) as image:
+        predict_gigapixel(predictor, image, store, block=block_for(predictor))
+    with tifffile.TiffFile(out / "strip.tif") as tif:
+        page = tif.pages[0]
+        assert page.is_tiled and page.photometric == tifffile.PHOTOMETRIC.PALETTE
+        assert np.array_equal(page.asarray(), store.read())
+        assert list(page.tags[33922].value)[3:5] == list(ORIGIN)  # ModelTiepointTag
+        assert len(tif.pages) > 1  # reduced-resolution overviews for viewers and GIS
+
+    assert main(["predict", "--model", str(model_dir), str(source), "--out", str(out), "--format", "color"]) == 2
+    assert "--format masks" in capsys.readouterr().err
