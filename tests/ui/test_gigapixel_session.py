@@ -187,3 +187,86 @@ def test_deep_slide_shows_through_the_display_mapping_and_follows_it(qtbot, tmp_
     check(changed)
     canvas.set_document(None, None)
     session.close_all()
+
+
+GIGA_DRIVER = """
+import sys
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, QTimer
+
+QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, sys.argv[3])
+
+from segstudio.core.region import Region
+from segstudio.ui.app import create_app
+from segstudio.ui.main_window import MainWindow
+
+app = create_app(["crash-driver"])
+window = MainWindow()
+window.show()
+assert window.open_project(Path(sys.argv[1]))
+workspace = window.workspace
+workspace.autosaver.set_intervals(save_delay_ms=0, journal_interval_ms=100)  # only the 2 s tick's path
+assert workspace.session.open_image("slide", background=False)
+document = workspace.session.document
+boxes = [Region(100, 100, 700, 1300), Region(9_000, 11_500, 9_100, 12_000), Region(12_990, 0, 13_000, 12_000)]
+for number, box in enumerate(boxes):
+    document.apply_edit(f"paint {number}", box, 1 + number % 2)
+np.save(sys.argv[2], np.stack([np.array(document.mask[b.slices]).sum(dtype=np.int64) for b in boxes]))
+
+def poll():
+    if not document.dirty:
+        print("SAVED", flush=True)
+
+timer = QTimer()
+timer.timeout.connect(poll)
+timer.start(50)
+app.exec()
+"""
+
+
+@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGKILL"), reason="needs POSIX SIGKILL")
+def test_a_killed_app_keeps_the_painted_chunks_exactly(tmp_path: Path) -> None:
+    """The 2 s autosave tick writes a gigapixel mask's changed chunks straight to the project
+    (never a whole-mask journal copy): a SIGKILL after it loses nothing and breaks no chunk."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    project = Project.create(tmp_path / "proj", ClassTable.from_names(["background", "tissue", "tumour"]))
+    project.add_image(write_pyramid(tmp_path / "slide.tif", 13_000, 12_000))
+    project.save()
+    script = tmp_path / "driver.py"
+    script.write_text(GIGA_DRIVER)
+    sums = tmp_path / "sums.npy"
+    env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "data"),
+               XDG_CONFIG_HOME=str(tmp_path / "config"))
+    child = subprocess.Popen([sys.executable, str(script), str(project.root), str(sums), str(tmp_path / "qs")],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        deadline = time.monotonic() + 90
+        line = ""
+        while "SAVED" not in line:
+            assert time.monotonic() < deadline, "the driver never saved"
+            line = child.stdout.readline()
+            if not line and child.poll() is not None:
+                pytest.fail(f"driver exited early: {child.stderr.read()}")
+        os.kill(child.pid, signal.SIGKILL)
+    finally:
+        child.kill()
+        child.wait(10)
+    assert child.returncode == -signal.SIGKILL
+    reopened = Project.open(project.root)
+    mask = gigapixel_project.read_mask(reopened, "slide")
+    boxes = [Region(100, 100, 700, 1300), Region(9_000, 11_500, 9_100, 12_000), Region(12_990, 0, 13_000, 12_000)]
+    for number, box in enumerate(boxes):
+        assert (mask[box.slices] == 1 + number % 2).all()
+    assert np.array_equal(np.load(sums), [int(mask[b.slices].sum(dtype=np.int64)) for b in boxes])
+    unlabeled = reopened.classes.unlabeled_id
+    assert (mask[800:8_900, 2_000:11_000] == unlabeled).all()
+    store = gigapixel_project.mask_store(reopened, "slide")
+    assert not [p for p in store.path.iterdir() if p.name.endswith(".tmp")]  # no half-written chunk
+    assert len(store.stored_keys()) == 2 * 3 + 2 + 24
