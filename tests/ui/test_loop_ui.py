@@ -188,6 +188,7 @@ def test_prelabel_queue_and_effort(qtbot, window: MainWindow, sample_copy: Path,
 
 
 def test_dataset_export_dialog_writes_labelled_images(qtbot, window: MainWindow, sample_copy: Path) -> None:
+    from segstudio.core.exporters import FORMATS
     from segstudio.ui.model.export_dialogs import ExportDatasetDialog
 
     loop = _loop(window)
@@ -195,6 +196,8 @@ def test_dataset_export_dialog_writes_labelled_images(qtbot, window: MainWindow,
     dialog = ExportDatasetDialog(loop.controller.session.project, window)
     qtbot.addWidget(dialog)
     assert dialog.statuses() == ("labeled", "reviewed")
+    offered = [dialog.format_combo.itemData(i) for i in range(dialog.format_combo.count())]
+    assert "geotiff" in offered and set(offered) == set(FORMATS)  # every format the CLI writes
     dialog.format_combo.setCurrentIndex(dialog.format_combo.findData("voc"))
     out = sample_copy.parent / "voc_out"
     dialog.out_edit.setText(str(out))

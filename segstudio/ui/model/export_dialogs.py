@@ -27,13 +27,14 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from segstudio.core.exporters import FORMATS
 from segstudio.core.progress import ProgressCallback
 from segstudio.core.project import SPLITS, STATUSES, Project
 from segstudio.core.vocabulary import TRAINING_STATUSES
 from segstudio.ui.jobs import Job, error_text, run_in_background
 
 MODEL_FORMATS = ("onnx", "torchscript", "safetensors")
-DATASET_FORMATS = ("masks", "color", "overlay", "voc", "coco", "cityscapes")  # core.exporters.FORMATS
+DATASET_FORMATS = FORMATS  # every format `segstudio export` writes, geotiff included
 
 
 def _path_row(edit: QLineEdit, button: QPushButton) -> QHBoxLayout:
