@@ -124,6 +124,11 @@ class AssistTool(Tool):
             return
         x0, y0, negative = self._press
         self._press, self._drag_end = None, None
+        if self.host.image is None and getattr(self.host, "pixel_source", None) is not None:
+            self.host.report_error("Assist is not available on gigapixel images (read by tiles): use the "
+                                   "magic wand or the GrabCut box, which read the part of the image they need")
+            self.host.request_repaint()
+            return
         h, w = self.host.document.shape if self.host.document is not None else (0, 0)
         is_box = not negative and abs(p.x - x0) >= MIN_BOX_SIDE and abs(p.y - y0) >= MIN_BOX_SIDE
         if self.mode == PROJECT:
