@@ -52,11 +52,7 @@ def labelled_keys(project: Project, record: ImageRecord) -> list[tuple[int, int]
     if not gigapixel_project.has_tiled_mask(project, record):
         return []
     store = gigapixel_project.mask_store(project, record)
-    return [key for key in store.stored_keys() if not _chunk_box(store.chunk, store.shape, key).empty]
-
-
-def _chunk_box(chunk: int, shape: tuple[int, int], key: tuple[int, int]) -> Region:
-    return Region(key[0] * chunk, key[1] * chunk, (key[0] + 1) * chunk, (key[1] + 1) * chunk).clip(*shape)
+    return [key for key in store.stored_keys() if not store.chunk_box(key).empty]
 
 
 def _spread(items: list[Any], count: int) -> list[Any]:
@@ -87,7 +83,7 @@ class GigapixelSource:
         self.bands = table.model_indices if table is not None else None
 
     def chunk_box(self, key: tuple[int, int]) -> Region:
-        return _chunk_box(self.store.chunk, self.shape, key)
+        return self.store.chunk_box(key)
 
     def epoch_crops(self) -> int:
         return min(EPOCH_CROPS_MAX, max(1, len(self.keys)))
