@@ -187,3 +187,53 @@ def test_a_model_that_fails_to_load_says_so_and_is_let_go(qtbot, pair, tmp_path)
     assert session.describe() == "broken (not loaded)" and not session.loading and not session.encoding
     Driver(canvas).click(150, 110)
     assert tool.proposal() is None and (doc.mask == UNLABELED).all()
+
+
+def test_assist_on_a_gigapixel_image_works_in_a_window(qtbot, pair, tmp_path) -> None:  # noqa: ANN001
+    """A gigapixel image has no whole array: a prompt's first click reads a 1,024 px window
+    of the file around it (moved inside the image at an edge), the model sees that window,
+    and the accepted proposal lands at the window's place in the mask."""
+    import sys
+    from pathlib import Path
+
+    from segstudio.core.gigapixel import GigapixelImage
+    from segstudio.core.mask_document import MaskDocument
+    from segstudio.core.tiled_mask import allocate
+    from segstudio.ui.annotate.canvas_tools import Pointer
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
+    from gigapixel_builders import write_pyramid
+
+    def at(x: float, y: float) -> Pointer:
+        return Pointer(x, y, 0.0, 0.0, Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier)
+
+    h, w = 3_000, 2_600
+    with GigapixelImage(write_pyramid(tmp_path / "slide.tif", h, w)) as image:
+        canvas = Canvas()
+        canvas.resize(480, 400)
+        qtbot.addWidget(canvas)
+        doc = MaskDocument(allocate(h, w, fill=UNLABELED), make_classes())
+        canvas.set_document(image, doc)
+        canvas.assist_session = AssistSession.from_files(*pair("sam1"), parent=canvas)
+        canvas.set_active_class(2)
+        canvas.set_tool("assist")
+        tool = _tool(canvas)
+        said: list[str] = []
+        canvas.tool_error.connect(said.append)
+        tool.press(at(2_500.5, 2_900.5))
+        tool.release(at(2_500.5, 2_900.5))
+        qtbot.waitUntil(lambda: tool.result is not None, timeout=10_000)
+        assert tool.proposal_offset == (h - 1024, w - 1024)
+        proposal = tool.proposal()
+        assert proposal.shape == (1024, 1024)
+        want = expected_disc(1024, 1024, "sam1", [(2_500.5 - (w - 1024), 2_900.5 - (h - 1024))], OFFSETS["sam1"][2])
+        assert iou(proposal, want) >= 0.97
+        tool.press(at(100.5, 100.5))  # outside the window: refused, the proposal stays
+        tool.release(at(100.5, 100.5))
+        assert "outside the part of the image" in said[-1] and len(tool.prompt.points) == 1
+        tool.key(Qt.Key.Key_Return)
+        painted = doc.mask == 2
+        assert painted.sum() == proposal.sum()
+        assert np.array_equal(painted[h - 1024:, w - 1024:], proposal)
+        assert doc.can_undo and tool.proposal() is None and tool.proposal_offset == (0, 0)
+        canvas.set_document(None, None)

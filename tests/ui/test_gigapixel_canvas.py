@@ -213,19 +213,3 @@ def test_wand_and_grabcut_on_a_tiled_image_equal_the_whole_image(qtbot, tmp_path
     assert ((scribble_a == 2) & (box_a != 2)).sum() > 100 and np.array_equal(scribble_a, scribble_b)
     assert undo_a and undo_b and (scribble_b != unlabeled).sum() == (scribble_a != unlabeled).sum()
 
-
-def test_assist_on_a_tiled_image_says_what_to_use_instead(qtbot, tmp_path: Path) -> None:  # noqa: ANN001
-    path = write_pyramid(tmp_path / "slide.tif", 2_000, 2_000)
-    with GigapixelImage(path) as image:
-        canvas = Canvas()
-        qtbot.addWidget(canvas)
-        doc = MaskDocument(allocate(2_000, 2_000, fill=CLASSES.unlabeled_id), CLASSES)
-        canvas.set_document(image, doc)
-        said: list[str] = []
-        canvas.tool_error.connect(said.append)
-        canvas.set_tool("assist")
-        canvas._tool.press(_pointer(500, 500))
-        canvas._tool.release(_pointer(500, 500))
-        assert said and "not available on gigapixel images" in said[-1] and "wand" in said[-1]
-        assert not canvas._tool.busy() and not doc.can_undo
-        canvas.set_document(None, None)

@@ -36,6 +36,7 @@ from segstudio.ui.jobs import JobCancelled, error_text
 
 FILL_ALPHA = 90
 MIN_BOX_SIDE = 4.0
+ASSIST_WINDOW = 1024  # side of the window of a gigapixel image one prompt works on
 SAM, PROJECT = "sam", "project"
 
 
@@ -54,6 +55,11 @@ class AssistTool(Tool):
         self._image: np.ndarray | None = None
         self._load_failed = False
         self._asked = 0  # the project model's answers for older boxes are dropped
+        # A gigapixel image has no whole array: a prompt works on a window of it read from
+        # the file (ASSIST_WINDOW around the first click, or around the box), fixed until
+        # the proposal is accepted or dropped.
+        self._window: Region | None = None
+        self._window_pixels: np.ndarray | None = None
 
     @property
     def mode(self) -> str:
@@ -89,11 +95,51 @@ class AssistTool(Tool):
             session.ready.connect(self._on_session_ready)
             session.note.connect(self.host.report_error)
             self._image = None
-        image = self.host.image
+        image = self.host.image if self.host.image is not None else self._window_pixels
         if image is not self._image:
             self._image = image
             session.set_image(image)
         return session
+
+    # -- gigapixel images: a window per prompt ----------------------------------------------
+    def _tiled(self) -> bool:
+        return self.host.image is None and getattr(self.host, "pixel_source", None) is not None
+
+    def _take_window(self, x0: float, y0: float, x1: float, y1: float) -> bool:
+        """For a gigapixel image: make sure the prompt's window holds (x0, y0)-(x1, y1),
+        reading a new one for a new prompt; False (and a message) when it cannot."""
+        if not self._tiled():
+            return True
+        doc = self.host.document
+        assert doc is not None
+        want = Region(int(min(y0, y1)), int(min(x0, x1)), int(max(y0, y1)) + 1, int(max(x0, x1)) + 1)
+        if self._window is not None:
+            if want.intersect(self._window) == want:
+                return True
+            self.host.report_error("Assist: that is outside the part of the image this proposal works on; "
+                                   "Enter accepts it, Esc drops it and the next click starts anew")
+            return False
+        side = max(ASSIST_WINDOW, int(1.5 * max(want.height, want.width)))
+        cy, cx = (want.y0 + want.y1) // 2, (want.x0 + want.x1) // 2
+        window = Region(cy - side // 2, cx - side // 2, cy - side // 2 + side, cx - side // 2 + side)
+        height, width = doc.shape  # moved inside the image where it sticks out, then clipped
+        window = window.shifted(min(0, height - window.y1) - min(0, window.y0),
+                                min(0, width - window.x1) - min(0, window.x0)).clip(height, width)
+        self._window = window
+        self._window_pixels = self.host.pixel_source.read_scaled(0, window)  # type: ignore[attr-defined]
+        return True
+
+    def _offset(self) -> tuple[int, int]:
+        return (0, 0) if self._window is None else (self._window.y0, self._window.x0)
+
+    def _local(self, prompt: Prompt) -> Prompt:
+        """The prompt in the coordinates of the pixels the model sees (the window's)."""
+        dy, dx = self._offset()
+        if (dy, dx) == (0, 0):
+            return prompt
+        points = tuple(Point(p.x - dx, p.y - dy, p.positive) for p in prompt.points)
+        box = prompt.box
+        return Prompt(points, None if box is None else Box(box.x0 - dx, box.y0 - dy, box.x1 - dx, box.y1 - dy))
 
     def _on_session_load_failed(self, session: AssistSession) -> None:
         if getattr(self.host, "assist_session", None) is session:
@@ -124,13 +170,12 @@ class AssistTool(Tool):
             return
         x0, y0, negative = self._press
         self._press, self._drag_end = None, None
-        if self.host.image is None and getattr(self.host, "pixel_source", None) is not None:
-            self.host.report_error("Assist is not available on gigapixel images (read by tiles): use the "
-                                   "magic wand or the GrabCut box, which read the part of the image they need")
-            self.host.request_repaint()
-            return
         h, w = self.host.document.shape if self.host.document is not None else (0, 0)
         is_box = not negative and abs(p.x - x0) >= MIN_BOX_SIDE and abs(p.y - y0) >= MIN_BOX_SIDE
+        if self.mode == PROJECT and self._tiled():
+            self.host.report_error("Assist (project model) is not available on gigapixel images; use Segment "
+                                   "Anything, the magic wand or the GrabCut box")
+            return
         if self.mode == PROJECT:
             if is_box:
                 self._ask_project_model(Box(_clamp(x0, w), _clamp(y0, h), _clamp(p.x, w), _clamp(p.y, h)))
@@ -139,9 +184,13 @@ class AssistTool(Tool):
             return
         if is_box:
             box = Box(_clamp(x0, w), _clamp(y0, h), _clamp(p.x, w), _clamp(p.y, h))
+            if not self._take_window(box.x0, box.y0, box.x1, box.y1):
+                return
             self.prompt = Prompt(self.prompt.points, box)
             self._update(refine=False)
         elif 0 <= x0 < w and 0 <= y0 < h:
+            if not self._take_window(x0, y0, x0, y0):
+                return
             self.prompt = self.prompt.with_point(Point(x0, y0, positive=not negative))
             self._update(refine=True)
 
@@ -214,7 +263,7 @@ class AssistTool(Tool):
             return
         feedback = self.result.feedback(self.rank) if (refine and self.result is not None) else None
         try:
-            result = session.predict(self.prompt, feedback)
+            result = session.predict(self._local(self.prompt), feedback)
         except SegstudioError as exc:
             self.host.report_error(f"Assist: {exc}")
             return
@@ -225,23 +274,30 @@ class AssistTool(Tool):
         self.host.request_repaint()
 
     def proposal(self) -> np.ndarray | None:
-        """The bool mask now proposed, or None."""
+        """The bool mask now proposed, or None: the image's size, or on a gigapixel image the
+        window's (placed at `proposal_offset`)."""
         return None if self.result is None else self.result.mask(self.rank)
+
+    @property
+    def proposal_offset(self) -> tuple[int, int]:
+        """(row, column) of the proposal's top left corner in the image."""
+        return self._offset()
 
     def accept(self) -> None:
         """Paint the proposal in the active class as one undoable edit (Protect respected)."""
-        mask, doc = self.proposal(), self.host.document
+        mask, doc, offset = self.proposal(), self.host.document, self.proposal_offset
         self.cancel()
         if mask is None or doc is None or not mask.any():
             return
         ys, xs = np.nonzero(mask)
         region = Region(int(ys.min()), int(xs.min()), int(ys.max()) + 1, int(xs.max()) + 1)
-        selection = Selection(region, mask[region.slices])
+        selection = Selection(region.shifted(*offset), mask[region.slices])
         self._one_shot(core_tools.apply_selection, doc, "Assist", selection, self._value(), self.host.protect)
 
     def cancel(self) -> None:
         self._asked += 1
         self.prompt, self.result, self.rank = Prompt(), None, 0
+        self._window = self._window_pixels = None
         self._press = self._drag_end = None
         self._picture = None
         self.host.request_repaint()
@@ -256,7 +312,8 @@ class AssistTool(Tool):
         if mask is not None:
             if self._picture is None:
                 self._picture = _proposal_image(mask, self._colour())
-            painter.drawImage(QRectF(0, 0, mask.shape[1], mask.shape[0]), self._picture)
+            dy, dx = self._offset()
+            painter.drawImage(QRectF(dx, dy, mask.shape[1], mask.shape[0]), self._picture)
         box = self.prompt.box
         if self._drag_end is not None and self._press is not None:
             box = Box(self._press[0], self._press[1], *self._drag_end)
