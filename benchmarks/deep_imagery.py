@@ -5,17 +5,21 @@
   open_gigapixel_rss_mb    resident memory that open added                                      <= 800
   dab_p95_ms_gigapixel     one brush dab (radius 20) at 100 %: press -> overlay re-rendered       <= 8
   save_gigapixel_s         save after 50 strokes spread over the image (dirty chunks only)       <= 1
-  predict_gigapixel_rss_mb not_measured: tiled prediction is not built yet
+  predict_gigapixel_rss_mb peak resident memory of `segstudio predict` on a 20,000 x 20,000
+                           slide (a fresh process: torch, the model, one block at a time)   <= 2,500
+  predict_gigapixel_s      how long that took (U-Net ResNet-34, random weights, on the CPU)
 
 The fixture is written by tests/core/gigapixel_builders.py from a bank of repeated tiles (a
 second or so, ~200 MB with JPEG tiles at 50k). Usage:
   QT_QPA_PLATFORM=offscreen python benchmarks/deep_imagery.py [--size 50000] [--view 1600x1000]
+      [--predict-size 20000 | --predict-size 0 to skip] [--predict-only]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -54,9 +58,53 @@ def fmt(value: float, digits: int = 3) -> str:
     return "not_measured" if value != value else f"{value:.{digits}f}"
 
 
+# Runs in a fresh process, so its peak resident size is the prediction's alone.
+PREDICT_CHILD = """
+import resource, sys, time
+import torch
+from segstudio.core.classes import ClassTable
+from segstudio.engine.modelfile import ModelConfig, save_model
+from segstudio.engine.models import ModelSpec, create_model
+from segstudio.cli.main import main
+slide, model, out, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split(",")
+classes = ClassTable.from_names(names)
+torch.manual_seed(0)
+spec = ModelSpec("unet", encoder="resnet34", num_classes=len(classes.trainable))
+save_model(model, create_model(spec).eval(), ModelConfig.from_spec(spec, classes))
+start = time.perf_counter()
+code = main(["predict", "--model", model, slide, "--out", out, "--device", "cpu"])
+print(f"predict_gigapixel_s={time.perf_counter() - start:.1f} predict_exit={code}")
+print(f"predict_gigapixel_rss_mb={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f}")
+"""
+
+
+def predict_peak(size: int, tmp: Path) -> None:
+    """`segstudio predict` on a size x size slide in a child process: its time and peak RSS."""
+    path = tmp / "predict_slide.tif"
+    write_pyramid(path, size, size, compression="jpeg")
+    out = tmp / "predicted"
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                        os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run([sys.executable, "-c", PREDICT_CHILD, str(path), str(tmp / "model"), str(out),
+                             ",".join(c.name for c in CLASSES.trainable)], env=env, text=True,
+                            capture_output=True, check=False)
+    print(result.stdout.strip())
+    if result.returncode != 0:
+        print(f"predict_failed={result.returncode} {result.stderr.strip()[-600:]!r}")
+        return
+    import tifffile
+
+    with tifffile.TiffFile(out / "predict_slide.tif") as tif:
+        page = tif.pages[0]
+        print(f"predict_mask={page.imagewidth}x{page.imagelength} tiled={int(page.is_tiled)} "
+              f"overviews={len(tif.pages) - 1} predict_size={size}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=50_000)
+    parser.add_argument("--predict-size", type=int, default=20_000)
+    parser.add_argument("--predict-only", action="store_true")
     parser.add_argument("--view", default="1600x1000", help="viewport size WxH")
     parser.add_argument("--strokes", type=int, default=50)
     parser.add_argument("--dabs", type=int, default=300)
@@ -65,6 +113,10 @@ def main() -> None:
     app = QApplication.instance() or QApplication([])
     rng = np.random.default_rng(5)
 
+    if args.predict_only:
+        with tempfile.TemporaryDirectory(prefix="segstudio-deep-") as tmp:
+            predict_peak(args.predict_size, Path(tmp))
+        return
     with tempfile.TemporaryDirectory(prefix="segstudio-deep-") as tmp:
         path = Path(tmp) / "slide.tif"
         start = time.perf_counter()
@@ -151,9 +203,11 @@ def main() -> None:
                  for k in keys)
         print(f"save_roundtrip_exact={int(ok)} session_rss_mb={fmt(rss_mb() - rss0, 0)} "
               f"session_private_mb={fmt(rss_mb('RssAnon') - anon0, 0)}")
-        print("predict_gigapixel_rss_mb=not_measured")
         canvas.set_document(None, None)
         image.close()
+        if args.predict_size:
+            path.unlink()
+            predict_peak(args.predict_size, Path(tmp))
 
 
 if __name__ == "__main__":
