@@ -105,9 +105,17 @@ def test_status_bar_shows_the_build_and_cancel_stops_it(qtbot, project: Project,
     names, complete = cache_state(project)
     assert not complete and not any(n.endswith(".tmp") for n in names), names
 
+    thumbnails = win.dataset_dock.thumbnails
+    thumbnails.get("slide", project.image_path("slide"))
+    qtbot.waitUntil(lambda: thumbnails.failed("slide"), timeout=10_000)  # no pyramid: no preview yet
+
     assert win.workspace.open_image("slide")  # again: the build finishes and the slide shows
     qtbot.waitUntil(lambda: win.canvas.document is not None and win.canvas.document.shape == (HEIGHT, WIDTH),
                     timeout=20_000)
+    assert status.currentMessage() != "loading slide..."  # the note goes once it has opened
+    # its thumbnail is made now, from the pyramid's smallest level (rows of grey bands)
+    qtbot.waitUntil(lambda: thumbnails.get("slide", project.image_path("slide")) is not None, timeout=10_000)
+    assert not thumbnails.failed("slide")
     assert isinstance(session.image, GigapixelImage) and len(session.image.levels) == 6
     assert not status.cancel_button.isVisible()
     names, complete = cache_state(project)

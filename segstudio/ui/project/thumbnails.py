@@ -89,6 +89,13 @@ class ThumbnailCache(QObject):
     def failed(self, image_id: str) -> bool:
         return image_id in self._failed
 
+    def retry(self, image_id: str) -> None:
+        """Try a failed thumbnail again (a gigapixel image has one once its pyramid is built
+        by opening it); the view asks for it when `ready` repaints the row."""
+        if image_id in self._failed:
+            self._failed.discard(image_id)
+            self.ready.emit(image_id)
+
     def _on_job_done(self, generation: int, image_id: str, image: QImage) -> None:
         if generation != self._generation:
             return

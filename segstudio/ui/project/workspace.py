@@ -334,6 +334,9 @@ class Workspace(QObject):
         except MaskError as exc:
             w.status.show_note(str(exc))
         w.dataset_dock.select(image_id)
+        w.dataset_dock.thumbnails.retry(image_id)  # a gigapixel image's: its pyramid exists now
+        if w.status.currentMessage() == f"loading {image_id}...":
+            w.status.clearMessage()
         w.status.set_unsaved(session.has_unsaved())
         record = session.project.image(image_id)
         self._on_title_status(image_id, record.status)
