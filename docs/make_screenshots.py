@@ -17,6 +17,12 @@ A three-epoch model predicts little, so the Model dock's picture can use a real 
 
 The model is copied into the sample project's models/ (its classes must be the sample's,
 CamVid's) and made active there, as a user would with Model > Open model...
+
+The light run also makes the pictures of docs/scientific-imagery.md from generated images
+(it needs ../shared/data/camvid, else it says so and skips them): a 4-band 16-bit GeoTIFF
+project (red, green, blue and a near-infrared band in which trees are bright) shown as a
+false-colour composite, and a 20,000 x 20,000 slide mosaic of road scenes (tiled JPEG without
+a pyramid, so the app builds one) at fit and at 100 %.
 """
 
 from __future__ import annotations
@@ -34,7 +40,9 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 SIZES = ((1280, 800), (1920, 1080))
 MAX_BYTES = 400_000  # a picture above this is quantised (then scaled) to keep the repo lean
-CHILD_TIMEOUT_S = {"light": 1500, "dark": 300}
+CHILD_TIMEOUT_S = {"light": 1800, "dark": 300}
+CAMVID = HERE.parents[1] / "shared" / "data" / "camvid"
+SLIDE_SIDE = 20_000
 
 
 class ScreenshotError(RuntimeError):
@@ -128,6 +136,19 @@ class Shooter:
             shrink(path)
             print(f"  {path.name}: {path.stat().st_size // 1024} KB", flush=True)
 
+    def grab_as(self, filename: str, fit: bool = True) -> None:
+        """One picture at the first size, named `filename`, the view as it is or fitted."""
+        self.window.resize(*SIZES[0])
+        self.settle(0.8)
+        if fit:
+            self.window.canvas.zoom_fit()
+            self.settle(0.6)
+        path = self.out / filename
+        if not self.window.grab().save(str(path)):
+            raise ScreenshotError(f"could not write {path}")
+        shrink(path)
+        print(f"  {path.name}: {path.stat().st_size // 1024} KB", flush=True)
+
     # -- scenes ----------------------------------------------------------------------------------
     def open_sample(self) -> None:
         if not self.window.workspace.open_sample():
@@ -220,6 +241,116 @@ class Shooter:
         self.settle(0.5)
 
 
+# -- scientific imagery ------------------------------------------------------------------------------
+GEO_TAGS = [  # GeoTIFF: 10 m pixels in UTM zone 33N (EPSG 32633)
+    (33550, "d", 3, (10.0, 10.0, 0.0), True),
+    (33922, "d", 6, (0.0, 0.0, 0.0, 500000.0, 4600000.0, 0.0), True),
+    (34735, "H", 16, (1, 1, 0, 3, 1024, 0, 1, 1, 1025, 0, 1, 1, 3072, 0, 1, 32633), True),
+]
+
+
+def make_band_project(root: Path) -> Path:
+    """Six CamVid frames as 4-band 16-bit GeoTIFFs (R, G, B, NIR: trees bright, sky dark), with masks."""
+    import cv2
+    import numpy as np
+    import tifffile
+
+    from segstudio.core import imageio, imagery
+    from segstudio.core.classes import load_class_file
+    from segstudio.core.project import Project
+
+    classes = load_class_file(CAMVID / "classes.json")
+    project = Project.create(root / "fields", classes)
+    for number, frame in enumerate(sorted((CAMVID / "train").glob("*.png"))[:6]):
+        rgb = imageio.read_image_rgb(frame).astype(np.float32)
+        mask = cv2.imread(str(CAMVID / "trainannot" / frame.name), cv2.IMREAD_UNCHANGED)
+        tree, sky = classes.by_name("Tree").id, classes.by_name("Sky").id
+        nir = rgb[..., 1] * 0.6
+        nir[mask == tree] = 200 + rgb[..., 1][mask == tree] * 0.2
+        nir[mask == sky] = 30
+        bands = (np.dstack([rgb, nir]) * 180 + 1000).astype(np.uint16)
+        path = root / f"field_{number}.tif"
+        tifffile.imwrite(path, bands, photometric="minisblack", planarconfig="contig", extratags=GEO_TAGS,
+                         metadata=None)
+        project.add_image(path)
+        project.write_mask(f"field_{number}", mask, status="labeled")
+    imagery.prepare(project, names=("red", "green", "blue", "nir"))
+    project.save()
+    return project.root
+
+
+def make_slide_project(root: Path) -> Path:
+    """A SLIDE_SIDE square mosaic of enlarged CamVid frames, JPEG tiles, no pyramid."""
+    import cv2
+    import numpy as np
+    import tifffile
+
+    from segstudio.core import imageio
+    from segstudio.core.classes import load_class_file
+    from segstudio.core.project import Project
+
+    frames = [cv2.resize(imageio.read_image_rgb(f), (1536, 1024), interpolation=cv2.INTER_CUBIC)
+              for f in sorted((CAMVID / "train").glob("*.png"))[:24]]
+    tile = 512
+
+    def tiles():  # type: ignore[no-untyped-def]
+        for ty in range(-(-SLIDE_SIDE // tile)):
+            for tx in range(-(-SLIDE_SIDE // tile)):
+                big = frames[(ty // 2 * 7 + tx // 3 * 3) % len(frames)]
+                oy, ox = (ty % 2) * tile, (tx % 3) * tile  # each frame fills 2 x 3 tiles
+                block = np.zeros((tile, tile, 3), np.uint8)
+                part = big[oy:oy + tile, ox:ox + tile]
+                block[:part.shape[0], :part.shape[1]] = part
+                yield block
+
+    path = root / "mosaic.tif"
+    tifffile.imwrite(path, tiles(), shape=(SLIDE_SIDE, SLIDE_SIDE, 3), dtype=np.uint8, tile=(tile, tile),
+                     compression="jpeg", photometric="rgb", bigtiff=True, metadata=None)
+    project = Project.create(root / "slides", load_class_file(CAMVID / "classes.json"))
+    project.add_image(path)
+    project.save()
+    return project.root
+
+
+def imagery_pictures(shooter: Shooter, scratch: Path) -> None:
+    """The pictures of docs/scientific-imagery.md (skipped without CamVid)."""
+    from segstudio.core import display
+
+    if not (CAMVID / "classes.json").is_file():
+        print(f"  skipping the imagery pictures: no CamVid at {CAMVID}", flush=True)
+        return
+    window = shooter.window
+    if not window.workspace.open_project(make_band_project(scratch)):
+        raise ScreenshotError("the 4-band project did not open")
+    shooter.settle(2.0)
+    dock = window.display_dock
+    mapping = display.mapping_of(window.workspace.project.settings)
+    if mapping is None or not dock.isVisible():
+        raise ScreenshotError("the 4-band project has no display mapping, or the Display dock is hidden")
+    for colour, band in enumerate((3, 0, 1)):  # NIR as red, red as green, green as blue
+        dock.pick(colour, band)
+    dock.flush()
+    overlay = window.commands["toggle_overlay"]
+    if overlay.isChecked():
+        overlay.trigger()  # the bands themselves, without the mask over them
+    shooter.settle(1.0)
+    shooter.grab_as("bands-false-colour.png")
+    overlay.trigger()
+
+    started = time.monotonic()
+    if not window.workspace.open_project(make_slide_project(scratch)):
+        raise ScreenshotError("the slide project did not open")
+    session = window.workspace.session
+    shooter.wait_until(lambda: session.document is not None and session.loading_id is None, 600,
+                       "the slide's pyramid")
+    print(f"  slide opened (pyramid built) in {time.monotonic() - started:.0f} s", flush=True)
+    shooter.grab_as("gigapixel-fit.png")
+    window.canvas.zoom_100()
+    window.canvas.centerOn(SLIDE_SIDE * 0.52, SLIDE_SIDE * 0.47)
+    shooter.settle(1.5)
+    shooter.grab_as("gigapixel-100.png", fit=False)
+
+
 def shrink(path: Path) -> None:
     """Quantise a picture above MAX_BYTES to 256 colours, then scale it down if still too big."""
     if path.stat().st_size <= MAX_BYTES:
@@ -250,12 +381,15 @@ def adopt_model(shooter: Shooter, model: Path) -> Path:
     return target
 
 
-def run_theme(theme: str, out: Path, model: Path | None = None) -> int:
+def run_theme(theme: str, out: Path, model: Path | None = None, imagery_only: bool = False) -> int:
     with tempfile.TemporaryDirectory(prefix="segstudio-shots-") as scratch:
         os.environ["SEGSTUDIO_DEVICE"] = "cpu"
         os.environ["SEGSTUDIO_DATA_DIR"] = str(Path(scratch) / "appdata")
         shooter = Shooter(theme, out, Path(scratch))
         try:
+            if imagery_only:
+                imagery_pictures(shooter, Path(scratch))
+                return 0
             shooter.open_sample()
             shooter.main_window()
             if theme == "light":
@@ -263,6 +397,7 @@ def run_theme(theme: str, out: Path, model: Path | None = None) -> int:
                 shooter.open_sample()
                 trained = shooter.training()
                 shooter.model_dock(adopt_model(shooter, model) if model is not None else trained)
+                imagery_pictures(shooter, Path(scratch))
         except ScreenshotError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
@@ -275,12 +410,18 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=HERE / "images", help="folder for the PNGs")
     parser.add_argument("--theme", choices=("light", "dark"), help="one theme, in this process")
+    parser.add_argument("--imagery-only", action="store_true",
+                        help="only the scientific-imagery pictures (light theme, no training)")
     parser.add_argument("--model", type=Path, default=None,
                         help="a trained CamVid model folder for the Model dock's picture (default: the "
                              "three-epoch model the run trains)")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     model = args.model.resolve() if args.model else None
+    if args.imagery_only:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"
+        os.environ["SEGSTUDIO_THEME"] = "light"
+        return run_theme("light", args.out, imagery_only=True)
     if args.theme is None:
         return run_children(args.out, ["light", "dark"], model)
     if os.environ.get("QT_QPA_PLATFORM") != "offscreen" or os.environ.get("SEGSTUDIO_THEME") != args.theme:
