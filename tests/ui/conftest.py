@@ -77,3 +77,22 @@ def make_project(tmp_path: Path):  # noqa: ANN201
         return project
 
     return make
+
+
+@pytest.fixture
+def main_window(qtbot, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN001, ANN201
+    """The real main window, shown offscreen, with its own user data folder; an error box
+    the app would show fails the test with its text instead of waiting for a click."""
+    import segstudio.ui.resources as resources
+    from segstudio.ui import dialogs
+    from segstudio.ui.main_window import MainWindow
+
+    monkeypatch.setattr(resources, "user_data_dir", lambda: tmp_path / "appdata")
+    monkeypatch.setattr(dialogs, "show_error", lambda _p, title, text: pytest.fail(f"{title}: {text}"))
+    window = MainWindow()
+    qtbot.addWidget(window)
+    window.resize(1200, 800)
+    window.show()
+    qtbot.waitExposed(window)
+    return window
+

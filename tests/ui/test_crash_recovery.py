@@ -5,10 +5,8 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +17,7 @@ from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveryJournal
 from segstudio.core.region import Region
 from segstudio.ui.main_window import MainWindow
+from tests.ui.processes import run_until_then_kill
 
 DRIVER = textwrap.dedent(
     """
@@ -68,23 +67,8 @@ def run_and_kill(project: Project, tmp_path: Path) -> np.ndarray:
     script.write_text(DRIVER)
     painted_file = tmp_path / "painted.npy"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen")
-    child = subprocess.Popen(
-        [sys.executable, str(script), str(project.root), str(painted_file), str(tmp_path / "qs")],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )
-    try:
-        deadline = time.monotonic() + 60
-        line = ""
-        while "JOURNALED" not in line:
-            assert time.monotonic() < deadline, "the driver never wrote its journal"
-            line = child.stdout.readline()
-            if not line and child.poll() is not None:
-                pytest.fail(f"driver exited early: {child.stderr.read()}")
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait(10)
-    assert child.returncode == -signal.SIGKILL
+    run_until_then_kill([sys.executable, str(script), str(project.root), str(painted_file), str(tmp_path / "qs")],
+                        "JOURNALED", timeout_s=60, env=env)
     return np.load(painted_file)
 
 

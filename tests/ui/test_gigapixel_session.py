@@ -107,19 +107,8 @@ def test_thumbnail_reads_the_smallest_level(qtbot, project: Project) -> None:  #
     assert (image.width(), image.height()) == (54, 54)
 
 
-def test_the_app_opens_paints_and_saves_a_gigapixel_slide(qtbot, project: Project, tmp_path: Path,  # noqa: ANN001
-                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    import segstudio.ui.resources as resources
-    from segstudio.ui import dialogs
-    from segstudio.ui.main_window import MainWindow
-
-    monkeypatch.setattr(resources, "user_data_dir", lambda: tmp_path / "appdata")
-    monkeypatch.setattr(dialogs, "show_error", lambda _p, title, text: pytest.fail(f"{title}: {text}"))
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
+def test_the_app_opens_paints_and_saves_a_gigapixel_slide(qtbot, project: Project, main_window) -> None:  # noqa: ANN001
+    win = main_window
     assert win.open_project(project.root)
     assert win.workspace.open_image("slide")
     canvas = win.canvas
@@ -232,9 +221,8 @@ def test_a_killed_app_keeps_the_painted_chunks_exactly(tmp_path: Path) -> None:
     """The 2 s autosave tick writes a gigapixel mask's changed chunks straight to the project
     (never a whole-mask journal copy): a SIGKILL after it loses nothing and breaks no chunk."""
     import os
-    import signal
-    import subprocess
-    import time
+
+    from tests.ui.processes import run_until_then_kill
 
     project = Project.create(tmp_path / "proj", ClassTable.from_names(["background", "tissue", "tumour"]))
     project.add_image(write_pyramid(tmp_path / "slide.tif", 13_000, 12_000))
@@ -244,21 +232,8 @@ def test_a_killed_app_keeps_the_painted_chunks_exactly(tmp_path: Path) -> None:
     sums = tmp_path / "sums.npy"
     env = dict(os.environ, QT_QPA_PLATFORM="offscreen", XDG_DATA_HOME=str(tmp_path / "data"),
                XDG_CONFIG_HOME=str(tmp_path / "config"))
-    child = subprocess.Popen([sys.executable, str(script), str(project.root), str(sums), str(tmp_path / "qs")],
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
-    try:
-        deadline = time.monotonic() + 90
-        line = ""
-        while "SAVED" not in line:
-            assert time.monotonic() < deadline, "the driver never saved"
-            line = child.stdout.readline()
-            if not line and child.poll() is not None:
-                pytest.fail(f"driver exited early: {child.stderr.read()}")
-        os.kill(child.pid, signal.SIGKILL)
-    finally:
-        child.kill()
-        child.wait(10)
-    assert child.returncode == -signal.SIGKILL
+    run_until_then_kill([sys.executable, str(script), str(project.root), str(sums), str(tmp_path / "qs")],
+                        "SAVED", timeout_s=90, env=env)
     reopened = Project.open(project.root)
     mask = gigapixel_project.read_mask(reopened, "slide")
     boxes = [Region(100, 100, 700, 1300), Region(9_000, 11_500, 9_100, 12_000), Region(12_990, 0, 13_000, 12_000)]

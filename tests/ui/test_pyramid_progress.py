@@ -67,20 +67,9 @@ def cache_state(project: Project) -> tuple[list[str], bool]:
     return names, complete
 
 
-def test_status_bar_shows_the_build_and_cancel_stops_it(qtbot, project: Project, tmp_path: Path,  # noqa: ANN001
-                                                        monkeypatch: pytest.MonkeyPatch,
+def test_status_bar_shows_the_build_and_cancel_stops_it(qtbot, project: Project, main_window,  # noqa: ANN001
                                                         gate: threading.Event) -> None:
-    import segstudio.ui.resources as resources
-    from segstudio.ui import dialogs
-    from segstudio.ui.main_window import MainWindow
-
-    monkeypatch.setattr(resources, "user_data_dir", lambda: tmp_path / "appdata")
-    monkeypatch.setattr(dialogs, "show_error", lambda _p, title, text: pytest.fail(f"{title}: {text}"))
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1000, 700)
-    win.show()
-    qtbot.waitExposed(win)
+    win = main_window
     assert win.open_project(project.root)
     session, status = win.workspace.session, win.status
     qtbot.waitUntil(lambda: session.current_id == "a_small", timeout=10_000)
