@@ -9,6 +9,30 @@ import time
 
 import pytest
 
+# The start of a driver script: the real window in a child process, with its settings in
+# argv[3], the project argv[1] open (a crash test adds what it does, then prints a marker).
+WINDOW_DRIVER = """
+import sys
+from pathlib import Path
+
+import numpy as np
+from PySide6.QtCore import QSettings, QTimer
+
+QSettings.setDefaultFormat(QSettings.Format.IniFormat)
+QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, sys.argv[3])
+
+from segstudio.core.recovery import RecoveryJournal
+from segstudio.core.region import Region
+from segstudio.ui.app import create_app
+from segstudio.ui.main_window import MainWindow
+
+app = create_app(["crash-driver"])
+window = MainWindow()
+window.show()
+assert window.open_project(Path(sys.argv[1]))
+workspace = window.workspace
+"""
+
 
 def run_until_then_kill(command: list[str], marker: str, timeout_s: float = 60, env: dict | None = None) -> None:
     """Start `command`, wait for a line holding `marker` on its output, then SIGKILL it (a

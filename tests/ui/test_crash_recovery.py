@@ -17,29 +17,10 @@ from segstudio.core.project import Project
 from segstudio.core.recovery import RecoveryJournal
 from segstudio.core.region import Region
 from segstudio.ui.main_window import MainWindow
-from tests.ui.processes import run_until_then_kill
+from tests.ui.processes import WINDOW_DRIVER, run_until_then_kill
 
-DRIVER = textwrap.dedent(
+DRIVER = WINDOW_DRIVER + textwrap.dedent(
     """
-    import sys
-    from pathlib import Path
-
-    import numpy as np
-    from PySide6.QtCore import QSettings, QTimer
-
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, sys.argv[3])
-
-    from segstudio.core.recovery import RecoveryJournal
-    from segstudio.core.region import Region
-    from segstudio.ui.app import create_app
-    from segstudio.ui.main_window import MainWindow
-
-    app = create_app(["crash-driver"])
-    window = MainWindow()
-    window.show()
-    assert window.open_project(Path(sys.argv[1]))
-    workspace = window.workspace
     # No saving to the masks: only the journal may hold this work when the kill comes.
     workspace.autosaver.set_intervals(save_delay_ms=0, journal_interval_ms=100)
     workspace.open_image("img02")

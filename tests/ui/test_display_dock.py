@@ -18,7 +18,6 @@ from PySide6.QtCore import QPoint, Qt
 from PySide6.QtGui import QImage
 from PySide6.QtTest import QTest
 
-import segstudio.ui.resources as resources
 from segstudio.core import display
 from segstudio.core.classes import ClassDef, ClassTable
 from segstudio.core.importers import ImportOptions, import_dataset
@@ -71,15 +70,8 @@ def thumbnail_rgb(window: MainWindow, qtbot, image_id: str) -> np.ndarray:  # no
 
 
 @pytest.fixture
-def window(qtbot, tmp_path: Path, monkeypatch) -> MainWindow:
-    monkeypatch.setattr(resources, "user_data_dir", lambda: tmp_path / "appdata")
-    monkeypatch.setattr(dialogs, "show_error", lambda _p, title, text: pytest.fail(f"{title}: {text}"))
-    win = MainWindow()
-    qtbot.addWidget(win)
-    win.resize(1200, 800)
-    win.show()
-    qtbot.waitExposed(win)
-    return win
+def window(main_window: MainWindow) -> MainWindow:
+    return main_window
 
 
 def test_nir_as_red_through_the_dock_redraws_canvas_session_and_thumbnail(window: MainWindow, qtbot,

@@ -5,6 +5,8 @@ mask exactly. Small PNG images of the same project keep their whole-array path."
 
 from __future__ import annotations
 
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from segstudio.core.project import Project
 from segstudio.core.region import Region
 from segstudio.core.tiled_mask import CHUNK
 from segstudio.ui.project.session import EditingSession
+from tests.ui.processes import WINDOW_DRIVER, run_until_then_kill
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from gigapixel_builders import write_pyramid  # noqa: E402
@@ -178,25 +181,7 @@ def test_deep_slide_shows_through_the_display_mapping_and_follows_it(qtbot, tmp_
     session.close_all()
 
 
-GIGA_DRIVER = """
-import sys
-from pathlib import Path
-
-import numpy as np
-from PySide6.QtCore import QSettings, QTimer
-
-QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, sys.argv[3])
-
-from segstudio.core.region import Region
-from segstudio.ui.app import create_app
-from segstudio.ui.main_window import MainWindow
-
-app = create_app(["crash-driver"])
-window = MainWindow()
-window.show()
-assert window.open_project(Path(sys.argv[1]))
-workspace = window.workspace
+GIGA_DRIVER = WINDOW_DRIVER + """
 workspace.autosaver.set_intervals(save_delay_ms=0, journal_interval_ms=100)  # only the 2 s tick's path
 assert workspace.session.open_image("slide", background=False)
 document = workspace.session.document
@@ -216,14 +201,10 @@ app.exec()
 """
 
 
-@pytest.mark.skipif(not hasattr(__import__("signal"), "SIGKILL"), reason="needs POSIX SIGKILL")
+@pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs POSIX SIGKILL")
 def test_a_killed_app_keeps_the_painted_chunks_exactly(tmp_path: Path) -> None:
     """The 2 s autosave tick writes a gigapixel mask's changed chunks straight to the project
     (never a whole-mask journal copy): a SIGKILL after it loses nothing and breaks no chunk."""
-    import os
-
-    from tests.ui.processes import run_until_then_kill
-
     project = Project.create(tmp_path / "proj", ClassTable.from_names(["background", "tissue", "tumour"]))
     project.add_image(write_pyramid(tmp_path / "slide.tif", 13_000, 12_000))
     project.save()
