@@ -122,20 +122,6 @@ def make_predictor(args: argparse.Namespace) -> object:
     return predictor
 
 
-def is_gigapixel_file(path: Path) -> bool:
-    """A TIFF the app reads by tiles (core/gigapixel.py): predicted block by block."""
-    from segstudio.core import gigapixel, rasters
-    from segstudio.core.errors import SegstudioError
-
-    if not rasters.is_tiff(path):
-        return False
-    try:
-        info = rasters.read_tiff_info(path)
-    except SegstudioError:
-        return False  # the ordinary read below names the file's problem
-    return gigapixel.is_gigapixel(info.height, info.width)
-
-
 def predict_gigapixel_file(predictor: object, path: Path, target: Path) -> None:
     """A gigapixel image block by block into a tiled class-id TIFF at `target` (the model's
     class colours, the source's georeferencing, overviews): memory follows one block."""
@@ -180,6 +166,8 @@ def predict_files(predictor: object, paths: Sequence[Path], out: Path, fmt: str 
 
     out.mkdir(parents=True, exist_ok=True)
     classes = predictor.config.classes  # type: ignore[attr-defined]
+    from segstudio.core.gigapixel import is_gigapixel_file
+
     huge = {path for path in paths if is_gigapixel_file(path)}
     if huge and fmt != "masks":
         raise ModelError(f"{sorted(huge)[0]} is a gigapixel image: it is predicted block by block into a "

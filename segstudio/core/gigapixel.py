@@ -50,6 +50,19 @@ def is_gigapixel(height: int, width: int, min_side: int = MIN_SIDE, min_pixels: 
     return max(height, width) > min_side or height * width > min_pixels
 
 
+def is_gigapixel_file(path: str | os.PathLike[str]) -> bool:
+    """True for a TIFF whose header says it is read by tiles; False for anything else, and
+    for a file whose header cannot be read (the ordinary read then names its problem)."""
+    path = Path(path)
+    if not rasters.is_tiff(path):
+        return False
+    try:
+        info = rasters.read_tiff_info(path)
+    except SegstudioError:
+        return False
+    return is_gigapixel(info.height, info.width)
+
+
 def check_plausible(path: Path, height: int, width: int) -> None:
     """A gigapixel TIFF has no pixel ceiling, but a few-kB file claiming gigapixels is a
     decompression bomb (the same ratio rule as imageio's budget) and is refused."""

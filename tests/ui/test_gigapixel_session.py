@@ -127,7 +127,7 @@ def test_the_app_opens_paints_and_saves_a_gigapixel_slide(qtbot, project: Projec
 
 
 def test_predict_worker_tells_gigapixel_files_by_their_header(project: Project) -> None:
-    from segstudio.ui.model.predict_worker import _gigapixel
+    from segstudio.core.gigapixel import is_gigapixel_file as _gigapixel
 
     assert _gigapixel(project.image_path("slide"))
     assert not _gigapixel(project.image_path("small"))

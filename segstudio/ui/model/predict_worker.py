@@ -13,9 +13,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, QThreadPool
 
-from segstudio.core import gigapixel, rasters
+from segstudio.core import gigapixel
 from segstudio.core.classes import ClassTable
-from segstudio.core.errors import SegstudioError
 from segstudio.core.gigapixel import GigapixelImage
 from segstudio.core.imageio import read_image_raw
 from segstudio.core.loop import Prediction
@@ -98,7 +97,7 @@ class PredictJob:
         model = None
         for done, (image_id, path) in enumerate(self.items):
             job.check_cancelled()
-            if _gigapixel(path):
+            if gigapixel.is_gigapixel_file(path):
                 if self.open_gigapixel is None:
                     job.progress("note", f"{image_id}: a gigapixel image needs its project to be predicted; skipped")
                     continue
@@ -150,13 +149,3 @@ class PredictJob:
         self.cache.put_tiled(image_id, score, blocks)
         return blocks
 
-
-def _gigapixel(path: str | Path) -> bool:
-    path = Path(path)
-    if not rasters.is_tiff(path):
-        return False
-    try:
-        info = rasters.read_tiff_info(path)
-    except SegstudioError:
-        return False  # the read below reports the file's problem
-    return gigapixel.is_gigapixel(info.height, info.width)

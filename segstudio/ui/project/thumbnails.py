@@ -13,25 +13,18 @@ import cv2
 from PySide6.QtCore import QObject, QSize, QThreadPool, Signal
 from PySide6.QtGui import QImage, QPixmap
 
-from segstudio.core import display, gigapixel, imageio, rasters
+from segstudio.core import display, gigapixel, imageio
 from segstudio.ui.jobs import Job, run_in_background
 from segstudio.ui.qimages import rgb_qimage
 
 THUMB_SIZE = QSize(72, 54)
 
 
-def _is_gigapixel(path: Path) -> bool:
-    if not rasters.is_tiff(path):
-        return False
-    info = rasters.read_tiff_info(path)
-    return gigapixel.is_gigapixel(info.height, info.width)
-
-
 def make_thumbnail(path: Path, size: QSize, _job: Job[QImage],
                    mapping: display.DisplayMapping | None = None, cache_dir: Path | None = None) -> QImage:
     """Read and shrink one image (worker thread; raises like imageio on a bad file); through
     the project's display mapping when it has one, so a thumbnail looks like the canvas."""
-    if _is_gigapixel(path):  # never decoded whole: its smallest pyramid level
+    if gigapixel.is_gigapixel_file(path):  # never decoded whole: its smallest pyramid level
         rgb = gigapixel.overview(path, mapping, cache_dir=cache_dir)
     else:
         rgb = imageio.read_image_rgb(path) if mapping is None else display.render(imageio.read_image_raw(path), mapping)
