@@ -121,18 +121,18 @@ def is_unlabelled(project: Project, record: ImageRecord | str) -> bool:
     return all(not (store.read_region(store.chunk_box(key)) != unlabeled).any() for key in store.stored_keys())
 
 
-def adopt_prediction(project: Project, record: ImageRecord | str, source: Path) -> int:
+def adopt_prediction(project: Project, record: ImageRecord | str, source: Path) -> int | None:
     """Make a predicted chunk store (class ids of this project) the image's mask: the chunk
     files are copied beside the masks and the folder moved into place in one rename, so a
-    crash leaves either no mask or the whole prediction. Chunks written; refuses a mask that
-    holds labels (pre-labels never overwrite anyone's work)."""
+    crash leaves either no mask or the whole prediction. Chunks written; None, and nothing
+    written, when the mask holds labels (pre-labels never overwrite anyone's work)."""
     record = _record(project, record)
     predicted = tiled_mask.TiledMaskStore.open(source)
     if predicted.shape != (record.height, record.width):
         raise MaskError(f"{source}: the prediction is {predicted.shape[1]}x{predicted.shape[0]} but "
                         f"{record.id} is {record.width}x{record.height}; predict it again")
     if not is_unlabelled(project, record):
-        raise MaskError(f"'{record.id}' has labels now; its prediction is not written over them")
+        return None
     target = store_path(project, record)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:

@@ -113,11 +113,7 @@ class PredictionCache:
             _write_png(self.path(image_id, suffix), array)
         self._write_meta(compact.num_classes)
         self._remember(image_id, compact)
-        scores = self.scores()
-        scores[image_id] = score
-        with self._lock:
-            self._scores = scores
-        atomic_write_json(self.scores_file, {key: asdict(value) for key, value in scores.items()})
+        self._set_score(image_id, score)
 
     # -- gigapixel images: labels as a chunk store, the score alone in scores.json ----------
     def tiled_path(self, image_id: str) -> Path:
@@ -136,6 +132,9 @@ class PredictionCache:
     def put_tiled(self, image_id: str, score: ImageScore, blocks: int) -> None:
         """A gigapixel prediction finished: its score joins the review queue."""
         atomic_write_json(self.path(image_id, ".tiled.json"), {"blocks": blocks, **asdict(score)})
+        self._set_score(image_id, score)
+
+    def _set_score(self, image_id: str, score: ImageScore) -> None:
         scores = self.scores()
         scores[image_id] = score
         with self._lock:

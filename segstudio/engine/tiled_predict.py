@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -47,8 +47,6 @@ class TiledPrediction:
     counts: np.ndarray  # pixels per class id (256 entries)
     mean_entropy: float
     low_margin_share: float
-    peak_block_bytes: int = 0
-    notes: list[str] = field(default_factory=list)
 
 
 def blocks(height: int, width: int, block: int = BLOCK) -> Iterator[Region]:
@@ -87,7 +85,6 @@ def predict_gigapixel(predictor: PredictorBase, image: GigapixelImage, store: Ti
     entropy_sum = 0.0
     low_margin = 0
     written = 0
-    peak = 0
     for done, box in enumerate(boxes):
         if cancelled is not None and cancelled():
             raise PredictionCancelled(f"prediction stopped after {done} of {len(boxes)} blocks; "
@@ -101,7 +98,6 @@ def predict_gigapixel(predictor: PredictorBase, image: GigapixelImage, store: Ti
         probs = result.probabilities[(slice(None), *inner)]
         entropy_sum += float(entropy(probs, normalized=True).sum(dtype=np.float64))
         low_margin += int((margin(probs) < LOW_MARGIN).sum())
-        peak = max(peak, pixels.nbytes + result.scores.nbytes * (1 if result.scores_are_probabilities else 2))
         del result, probs, pixels
         if label_map is not None:
             labels = label_map(labels)
@@ -111,7 +107,7 @@ def predict_gigapixel(predictor: PredictorBase, image: GigapixelImage, store: Ti
             progress(done + 1, len(boxes))
     pixels_total = max(1, height * width)
     return TiledPrediction((height, width), len(boxes), written, counts, entropy_sum / pixels_total,
-                           low_margin / pixels_total, peak)
+                           low_margin / pixels_total)
 
 
 def block_for(predictor: PredictorBase, budget_bytes: int = 1 << 30) -> int:

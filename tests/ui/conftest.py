@@ -41,6 +41,19 @@ def camvid_root() -> Path:
     return CAMVID
 
 
+@pytest.fixture
+def canvas(qtbot):  # noqa: ANN001, ANN201
+    """A bare Canvas, 420 x 420, shown offscreen."""
+    from segstudio.ui.annotate.canvas import Canvas
+
+    widget = Canvas()
+    widget.resize(420, 420)
+    qtbot.addWidget(widget)
+    widget.show()
+    qtbot.waitExposed(widget)
+    return widget
+
+
 # -- main window / session fixtures (segstudio/ui outside the canvas) -------------------------
 @pytest.fixture
 def make_project(tmp_path: Path):  # noqa: ANN201

@@ -97,16 +97,6 @@ class Driver:
             QApplication.sendEvent(self.canvas, QKeyEvent(kind, key, NOMOD, text))
 
 
-@pytest.fixture
-def canvas(qtbot) -> Canvas:  # noqa: ANN001
-    widget = Canvas()
-    widget.resize(420, 420)
-    qtbot.addWidget(widget)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
-
-
 def open_doc(canvas: Canvas, image: np.ndarray, mask: np.ndarray, classes: ClassTable | None = None) -> MaskDocument:
     doc = MaskDocument(mask.copy(), classes or make_classes())
     canvas.set_document(image, doc)

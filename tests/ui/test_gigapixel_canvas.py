@@ -32,16 +32,6 @@ def slide(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_pyramid(tmp_path_factory.mktemp("giga") / "slide.tif", SIDE, SIDE)
 
 
-@pytest.fixture
-def canvas(qtbot) -> Canvas:  # noqa: ANN001
-    widget = Canvas()
-    widget.resize(420, 420)
-    qtbot.addWidget(widget)
-    widget.show()
-    qtbot.waitExposed(widget)
-    return widget
-
-
 def rgb32(rgb: np.ndarray) -> np.ndarray:
     """RGB8 as the canvas's RGB32 tile words (0xffRRGGBB)."""
     r, g, b = (rgb[..., i].astype(np.uint32) for i in range(3))

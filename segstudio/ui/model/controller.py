@@ -270,9 +270,8 @@ class LoopController(QObject):
                               "image and pre-label again (the prediction is kept and not run twice)")
             return
         try:
-            if not gigapixel_project.is_unlabelled(project, record):
-                return
-            gigapixel_project.adopt_prediction(project, record, self.cache.tiled_path(image_id))
+            if gigapixel_project.adopt_prediction(project, record, self.cache.tiled_path(image_id)) is None:
+                return  # labelled meanwhile: the prediction stays in the cache
             session.set_status("predicted", image_id)
         except (SegstudioError, OSError) as exc:
             self.message.emit(f"could not pre-label '{image_id}': {error_text(exc)}")
